@@ -1,0 +1,132 @@
+"""Frozen, typed configuration: one dataclass per stage.
+
+Every artefact carries its own contract: a checkpoint stores ``ModelConfig`` and
+``TrainConfig`` as plain dicts, an ONNX sidecar stores ``ModelConfig``. This module
+imports nothing heavy (no torch, no onnxruntime) so every side can read configs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A config dataclass as a JSON-ready dict (tuples become lists)."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build ``cls`` from a dict; unknown keys raise ``ValueError`` (never silently dropped).
+
+    Lists are turned back into tuples for tuple-typed fields so configs stay hashable.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__}: expected a dict, got {type(data).__name__}")
+    names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown keys {unknown}")
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()}
+    return cls(**kwargs)  # type: ignore[call-arg]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What a generator is: architecture name and its size.
+
+    arch: "gated_unet" (the default) or "context_encoder" (the source design's baseline).
+    widths: channels at full, 1/2, 1/4 and 1/8 resolution (gated_unet); the first is also
+        the Context Encoder's first width, doubled at each of its 5 downsamplings (capped at 8x).
+    bottleneck_dilations: dilation of each residual gated block at the lowest resolution.
+    prefill: classical fill the generator's input carries inside the hole ("telea", "ns" or
+        "none"); computed with OpenCV by ``archive_restore.prefill`` in training and at run time.
+    residual: the generator predicts a correction added to the pre-filled input.
+    """
+
+    arch: str = "gated_unet"
+    widths: tuple[int, ...] = (24, 48, 96, 128)
+    bottleneck_dilations: tuple[int, ...] = (2, 4, 8, 1)
+    prefill: str = "telea"
+    prefill_radius: int = 3
+    residual: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a generator was trained; saved in every checkpoint.
+
+    Loss weights multiply means normalised per sample by the number of hole (or known) pixels,
+    so a 2-pixel scratch weighs as much as a large tear.
+    """
+
+    size: int = 128
+    batch: int = 16
+    steps: int = 20000
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    w_hole_l1: float = 6.0
+    w_valid_l1: float = 1.0
+    w_mse: float = 1.0
+    w_grad: float = 2.0
+    w_ssim: float = 1.0
+    w_adv: float = 0.02
+    w_fm: float = 1.0
+    adv_start: int = 1000
+    mask_mix: tuple[tuple[str, float], ...] = (
+        ("scratches", 0.25),
+        ("cracks", 0.15),
+        ("dust", 0.15),
+        ("text", 0.15),
+        ("blotches", 0.15),
+        ("random_square", 0.10),
+        ("centre_square", 0.05),
+    )
+    appearance_p: float = 0.5
+    face_weight: float = 0.35
+    seed: int = 0
+    sample_every: int = 500
+    ckpt_every: int = 500
+    val_every: int = 500
+    val_images: int = 16
+    bf16: bool = True
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    """Automatic damage detection (``archive_restore.masks``).
+
+    sensitivity: "low", "medium" (default) or "high".
+    tile: detection runs at native resolution in tiles of this size (plus overlap).
+    dilate: pixels the united mask is grown by, so fills cover damage edges.
+    """
+
+    sensitivity: str = "medium"
+    tile: int = 1024
+    overlap: int = 64
+    dilate: int = 2
+    kinds: tuple[str, ...] = ("scratches", "dust", "text", "blotches")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How ``restore folder`` runs the exported generator.
+
+    window: side of the square windows the runtime feeds the model (before padding).
+    context: pixels of known image kept around a mask component inside a window.
+    batch: windows per ONNX Runtime call (across images).
+    max_pixels: decompression-bomb guard; images above it fail with a clear error.
+    """
+
+    device: str = "auto"
+    workers: int = 2
+    window: int = 512
+    context: int = 48
+    batch: int = 4
+    max_pixels: int = 200_000_000
+    jpeg_quality: int = 95
