@@ -1,0 +1,541 @@
+"""The one place files become arrays and back: formats, bit depth, EXIF/ICC/DPI, atomic writes.
+
+Owns:
+- ``read_scan(path, max_pixels) -> Scan``: pixels as a viewer shows them (EXIF orientation
+  applied), ``uint8`` or ``uint16`` ``(H, W, C)`` with C in {1, 3, 4}, plus everything needed
+  to write the file back the way it was (format, mode, bit depth, EXIF, ICC, DPI, JPEG
+  quantization tables and subsampling, TIFF compression).
+- ``write_image(path, pixels, like)``: same format, mode and bit depth as ``like``, metadata
+  carried over, written atomically (temp file in the same folder, fsync, ``os.replace``).
+- conversions between a scan's pixels and the model's ``(h, w, 3) float32`` RGB in [0, 1],
+  done per window so a 100 MP scan is never held as float.
+
+Policies (documented contract):
+- Supported modes: ``L``, ``I;16`` (16-bit grey), ``RGB``, ``RGBA`` in 8 bits, and 16-bit
+  ``RGB``/``RGBA`` PNG and TIFF (decoded with OpenCV because Pillow reads them as 8-bit).
+  CMYK, palette (``P``/``PA``), 1-bit, ``LA``, float and 32-bit integer images FAIL with a
+  clear per-file error rather than being converted: converting would change the archive's
+  file mode, which the tool promises never to do. Multi-frame files (multi-page TIFF,
+  animated WebP) fail too: only their first frame could be written back.
+- EXIF orientation: the pixels are transposed upright on read; the written file holds the
+  upright pixels and its EXIF says orientation 1, so every viewer shows the same picture.
+- JPEG: re-encoded with the source's own quantization tables and chroma subsampling (and
+  progressive flag); a JPEG without readable tables is written at ``jpeg_quality`` (>= 95).
+- WebP is always written lossless (pixels outside the mask stay exactly as decoded).
+- 16-bit colour TIFF is written by OpenCV: pixels and DPI are kept, but OpenCV cannot
+  write TIFF ICC/EXIF tags, so ``write_image`` refuses such a file when it carries an ICC
+  profile or EXIF (clear error) instead of silently dropping them.
+- Decompression bombs: images above ``max_pixels`` fail before their pixels are decoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from PIL import Image, JpegImagePlugin, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+TEMP_MARK = ".partial-"  # temp files are ".<name>.partial-<random>" beside the target
+ORIENTATION_TAG = 0x0112
+EXIF_IFD_TAG = 0x8769
+# TIFF tags that describe the picture rather than its storage: carried to the output.
+_TIFF_DESCRIPTIVE_TAGS = (0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298, ORIENTATION_TAG)
+_LOSSLESS_TIFF_COMPRESSION = ("raw", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "packbits")
+_WRITABLE_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")
+
+
+class ImageError(Exception):
+    """A file cannot be read or written as an image; the message is one clear line."""
+
+
+@dataclass
+class Scan:
+    """A decoded scan and what is needed to write it back the same way.
+
+    pixels: (H, W, C) uint8 or uint16, C in {1, 3, 4} (grey, RGB, RGBA), upright (EXIF
+        orientation applied), H and W as a viewer shows them.
+    format: Pillow format name ("JPEG", "PNG", "TIFF", "BMP", "WEBP").
+    mode: the file's mode: Pillow's ("L", "I;16", "RGB", "RGBA") or "RGB;16"/"RGBA;16" for
+        16-bit colour.
+    bit_depth: 8 or 16 bits per sample.
+    exif: raw EXIF bytes as found in the file (orientation as stored), or None.
+    orientation: EXIF orientation of the file (1..8; 1 when absent).
+    """
+
+    pixels: np.ndarray
+    format: str
+    mode: str
+    bit_depth: int
+    exif: Optional[bytes] = None
+    icc_profile: Optional[bytes] = None
+    dpi: Optional[tuple[float, float]] = None
+    qtables: Optional[dict[int, Any]] = None
+    subsampling: Optional[int] = None
+    progressive: bool = False
+    tiff_compression: Optional[str] = None
+    orientation: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def orientation_applied(self) -> bool:
+        """True when the stored pixels were transposed to be upright."""
+        return self.orientation != 1
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Transpose (H, W, C) pixels stored with EXIF ``orientation`` (1..8) to upright (a view
+    when possible). Matches ``PIL.ImageOps.exif_transpose``."""
+    if orientation == 2:
+        return a[:, ::-1]
+    if orientation == 3:
+        return a[::-1, ::-1]
+    if orientation == 4:
+        return a[::-1]
+    if orientation == 5:
+        return a.transpose(1, 0, 2)
+    if orientation == 6:
+        return np.rot90(a, k=-1)
+    if orientation == 7:
+        return a.transpose(1, 0, 2)[::-1, ::-1]
+    if orientation == 8:
+        return np.rot90(a, k=1)
+    return a
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _is_16bit_colour(im: Image.Image) -> bool:
+    if im.mode not in ("RGB", "RGBA") or not im.tile:
+        return False
+    args = im.tile[0].args
+    raw = args[0] if isinstance(args, tuple) and args else args
+    return isinstance(raw, str) and ";16" in raw
+
+
+def _tiff_exif(im: Image.Image) -> Optional[bytes]:
+    """Descriptive TIFF tags plus the EXIF sub-IFD, as EXIF bytes (storage tags dropped)."""
+    src = im.getexif()
+    out = Image.Exif()
+    for tag in _TIFF_DESCRIPTIVE_TAGS:
+        if tag in src:
+            out[tag] = src[tag]
+    sub = src.get_ifd(EXIF_IFD_TAG)
+    if sub:
+        out[EXIF_IFD_TAG] = dict(sub)
+    return out.tobytes() if len(out) else None
+
+
+def read_scan(path: Path | str, max_pixels: int = 200_000_000, jpeg_quality: int = 95) -> Scan:
+    """Decode ``path`` into a ``Scan`` (see the module docstring for the policies).
+
+    max_pixels: images with more pixels fail with ``ImageError`` before decoding.
+    Raises ``ImageError`` with a one-line message for every unreadable or unsupported file.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageError(f"unreadable: {_one_line(exc)}") from exc
+    if size == 0:
+        raise ImageError("empty file (0 bytes)")
+    # Pillow's own guard warns above the limit and raises above twice it; ours is exact.
+    Image.MAX_IMAGE_PIXELS = int(max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"decompression bomb guard: {_one_line(exc)}") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError("not a readable image (unknown format or corrupt header)") from exc
+    except OSError as exc:
+        raise ImageError(f"unreadable: {_one_line(exc)}") from exc
+    with im:
+        return _decode(im, path, max_pixels, jpeg_quality)
+
+
+def _decode(im: Image.Image, path: Path, max_pixels: int, jpeg_quality: int) -> Scan:
+    w, h = im.size
+    if w * h > max_pixels:
+        raise ImageError(f"decompression bomb guard: {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}")
+    fmt = im.format or ""
+    if fmt not in _WRITABLE_FORMATS:
+        raise ImageError(f"unsupported image format {fmt or 'unknown'}")
+    if getattr(im, "n_frames", 1) > 1:
+        raise ImageError(f"multi-frame {fmt} ({im.n_frames} frames) is not supported; only single images")
+    mode = im.mode
+    if mode in ("CMYK", "P", "PA", "1", "LA", "La", "F", "I", "YCbCr", "LAB", "HSV", "RGBX", "RGBa"):
+        hint = {"CMYK": "CMYK", "P": "palette", "PA": "palette"}.get(mode, mode)
+        raise ImageError(f"unsupported image mode {hint}: convert it to RGB or greyscale first (not done automatically, to keep the archive's mode)")
+    is16 = _is_16bit_colour(im)  # before getexif(): PNG's getexif loads and clears .tile
+    exif_obj = im.getexif()
+    orientation = int(exif_obj.get(ORIENTATION_TAG, 1) or 1)
+    if orientation not in range(1, 9):
+        orientation = 1
+    info = im.info
+    exif = _tiff_exif(im) if fmt == "TIFF" else info.get("exif")
+    dpi = info.get("dpi")
+    if dpi is not None:
+        try:
+            dpi = (float(dpi[0]), float(dpi[1]))
+        except (TypeError, ValueError, IndexError):
+            dpi = None
+    scan_kwargs: dict[str, Any] = dict(
+        format=fmt,
+        exif=exif or None,
+        icc_profile=info.get("icc_profile") or None,
+        dpi=dpi,
+        orientation=orientation,
+    )
+    if fmt == "JPEG":
+        q = getattr(im, "quantization", None)
+        scan_kwargs["qtables"] = dict(q) if q else None
+        try:
+            scan_kwargs["subsampling"] = JpegImagePlugin.get_sampling(im)
+        except Exception:
+            scan_kwargs["subsampling"] = None
+        scan_kwargs["progressive"] = bool(info.get("progressive") or info.get("progression"))
+    if fmt == "TIFF":
+        scan_kwargs["tiff_compression"] = info.get("compression")
+    upright = False  # Pillow's TIFF loader transposes orientation itself on load
+    try:
+        if is16:
+            if fmt not in ("PNG", "TIFF"):
+                raise ImageError(f"16-bit colour {fmt} is not supported")
+            pixels = _decode_16bit_colour(path, mode)
+            mode = mode + ";16"
+            depth = 16
+        else:
+            im.load()
+            upright = fmt == "TIFF"
+            if mode == "L":
+                pixels, depth = np.asarray(im, dtype=np.uint8)[..., None], 8
+            elif mode.startswith("I;16"):
+                pixels, depth = np.asarray(im).astype(np.uint16)[..., None], 16
+                mode = "I;16"
+            elif mode in ("RGB", "RGBA"):
+                pixels, depth = np.asarray(im, dtype=np.uint8), 8
+            else:  # pragma: no cover - filtered above
+                raise ImageError(f"unsupported image mode {mode}")
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"corrupt or truncated image data: {_one_line(exc)}") from exc
+    if not upright:
+        pixels = apply_orientation(pixels, orientation)
+    pixels = np.ascontiguousarray(pixels)
+    return Scan(pixels=pixels, mode=mode, bit_depth=depth, **scan_kwargs)
+
+
+def _decode_16bit_colour(path: Path, mode: str) -> np.ndarray:
+    import cv2
+
+    data = np.fromfile(path, dtype=np.uint8)
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3:
+        raise ImageError("corrupt or unsupported 16-bit colour image")
+    want = 4 if mode == "RGBA" else 3
+    if arr.shape[2] != want:
+        raise ImageError(f"16-bit colour image decoded with {arr.shape[2]} channels, expected {want}")
+    code = cv2.COLOR_BGRA2RGBA if want == 4 else cv2.COLOR_BGR2RGB
+    return cv2.cvtColor(arr, code)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _exif_for_output(like: Scan) -> Optional[bytes]:
+    """The EXIF to write: the source's, with orientation 1 when the pixels were made upright."""
+    if not like.exif:
+        return None
+    if not like.orientation_applied:
+        return like.exif
+    ex = Image.Exif()
+    ex.load(like.exif)
+    ex[ORIENTATION_TAG] = 1
+    return ex.tobytes()
+
+
+def temp_path_for(path: Path) -> Path:
+    """A fresh temp name beside ``path`` (same folder, so ``os.replace`` is atomic)."""
+    return path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}")
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class _AtomicFile:
+    """Context manager: a binary file object on a temp name, renamed over ``path`` on success."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.tmp = temp_path_for(self.path)
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.f = open(self.tmp, "xb")
+        return self.f
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.f.flush()
+                os.fsync(self.f.fileno())
+            self.f.close()
+            if exc_type is None:
+                os.replace(self.tmp, self.path)
+                _fsync_dir(self.path.parent)
+        finally:
+            if self.tmp.exists():
+                self.tmp.unlink()
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with _AtomicFile(path) as f:
+        f.write(data)
+
+
+def copy_file_atomic(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` byte for byte, atomically (the source is only read)."""
+    with open(src, "rb") as fin, _AtomicFile(dst) as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+
+
+def write_image(path: Path | str, pixels: np.ndarray, like: Scan, jpeg_quality: int = 95) -> None:
+    """Write ``pixels`` to ``path`` in ``like``'s format, mode and bit depth, atomically.
+
+    pixels: (H, W, C) with ``like.pixels``' dtype and channel count, upright.
+    EXIF (orientation set to 1 when the read applied it), ICC profile and DPI are carried.
+    Raises ``ImageError`` when the combination cannot be written faithfully.
+    """
+    path = Path(path)
+    if pixels.dtype != like.pixels.dtype or pixels.ndim != 3 or pixels.shape[2] != like.pixels.shape[2]:
+        raise ImageError(f"write_image: pixels {pixels.shape} {pixels.dtype} do not match the scan's {like.pixels.shape} {like.pixels.dtype}")
+    exif = _exif_for_output(like)
+    if like.mode in ("RGB;16", "RGBA;16"):
+        _write_16bit_colour(path, pixels, like, exif)
+        return
+    if like.mode == "L":
+        im = Image.fromarray(np.ascontiguousarray(pixels[..., 0]))
+    elif like.mode == "I;16":
+        im = Image.fromarray(np.ascontiguousarray(pixels[..., 0]).astype(np.uint16))
+    else:
+        im = Image.fromarray(np.ascontiguousarray(pixels))
+    params: dict[str, Any] = {}
+    if like.icc_profile:
+        params["icc_profile"] = like.icc_profile
+    if like.dpi and like.format in ("JPEG", "PNG", "TIFF", "BMP"):
+        params["dpi"] = like.dpi
+    if exif and like.format in ("JPEG", "PNG", "TIFF", "WEBP"):
+        params["exif"] = exif
+    fmt = like.format
+    if fmt == "JPEG":
+        if like.qtables:
+            params["qtables"] = like.qtables
+            if like.subsampling is not None and like.subsampling >= 0:
+                params["subsampling"] = like.subsampling
+        else:
+            params["quality"] = max(95, int(jpeg_quality))
+        if like.progressive:
+            params["progressive"] = True
+    elif fmt == "TIFF":
+        comp = like.tiff_compression
+        params["compression"] = comp if comp in _LOSSLESS_TIFF_COMPRESSION else "tiff_adobe_deflate"
+    elif fmt == "WEBP":
+        params["lossless"] = True
+        params["exact"] = True
+    elif fmt == "PNG":
+        params["compress_level"] = 6
+    try:
+        with _AtomicFile(path) as f:
+            im.save(f, format=fmt, **params)
+    except ImageError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ImageError(f"cannot write {fmt}: {_one_line(exc)}") from exc
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _write_16bit_colour(path: Path, pixels: np.ndarray, like: Scan, exif: Optional[bytes]) -> None:
+    import cv2
+
+    bgr = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    if like.format == "PNG":
+        kinds, blobs = [], []
+        if like.icc_profile:
+            kinds.append(cv2.IMAGE_METADATA_ICCP)
+            blobs.append(np.frombuffer(like.icc_profile, np.uint8))
+        if exif:
+            kinds.append(cv2.IMAGE_METADATA_EXIF)
+            blobs.append(np.frombuffer(exif[6:] if exif.startswith(b"Exif\x00\x00") else exif, np.uint8))
+        if kinds:
+            ok, buf = cv2.imencodeWithMetadata(".png", bgr, kinds, blobs)
+        else:
+            ok, buf = cv2.imencode(".png", bgr)
+        if not ok:
+            raise ImageError("cannot encode 16-bit colour PNG")
+        data = buf.tobytes()
+        if like.dpi:
+            ppm = [max(1, int(round(d / 0.0254))) for d in like.dpi]
+            phys = _png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1))
+            data = data[:33] + phys + data[33:]  # right after the 8-byte signature + IHDR chunk
+        write_bytes_atomic(path, data)
+        return
+    # TIFF
+    if like.icc_profile or exif:
+        raise ImageError("16-bit colour TIFF with an ICC profile or EXIF cannot be written without losing them (not supported yet)")
+    params = [cv2.IMWRITE_TIFF_COMPRESSION, cv2.IMWRITE_TIFF_COMPRESSION_LZW]
+    if like.dpi:
+        params += [cv2.IMWRITE_TIFF_RESUNIT, 2, cv2.IMWRITE_TIFF_XDPI, int(round(like.dpi[0])), cv2.IMWRITE_TIFF_YDPI, int(round(like.dpi[1]))]
+    ok, buf = cv2.imencode(".tif", bgr, params)
+    if not ok:
+        raise ImageError("cannot encode 16-bit colour TIFF")
+    write_bytes_atomic(path, buf.tobytes())
+
+
+def check_writable(like: Scan) -> None:
+    """Raise ``ImageError`` now if ``write_image`` could not write ``like`` faithfully."""
+    if like.mode in ("RGB;16", "RGBA;16") and like.format == "TIFF" and (like.icc_profile or like.exif):
+        raise ImageError("16-bit colour TIFF with an ICC profile or EXIF cannot be written without losing them (not supported yet)")
+
+
+# ----------------------------------------------------------------------------- pixels <-> model
+
+
+def max_value(dtype: np.dtype) -> float:
+    """255 for uint8, 65535 for uint16."""
+    return float(np.iinfo(dtype).max)
+
+
+def to_model_rgb(pixels: np.ndarray) -> np.ndarray:
+    """Scan pixels (h, w, C) uint8/uint16 -> (h, w, 3) float32 RGB in [0, 1].
+
+    Grey is repeated on 3 channels; RGBA gives its RGB part (alpha is never inpainted).
+    """
+    x = pixels.astype(np.float32) / max_value(pixels.dtype)
+    if x.shape[2] == 1:
+        return np.repeat(x, 3, axis=2)
+    return np.ascontiguousarray(x[..., :3])
+
+
+def from_model_rgb(pixels: np.ndarray, filled: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Merge a model result back into scan pixels; only ``mask`` pixels change.
+
+    pixels: (h, w, C) uint8/uint16 (not modified); filled: (h, w, 3) float32 in [0, 1];
+    mask: (h, w) bool. Grey images take the mean of the RGB output (no colour cast);
+    alpha is kept. Values are rounded and clipped to the dtype. Returns a new array.
+    """
+    out = pixels.copy()
+    m = mask.astype(bool)
+    if not m.any():
+        return out
+    vals = filled[m].astype(np.float32)  # (N, 3)
+    if pixels.shape[2] == 1:
+        vals = vals.mean(axis=1, keepdims=True)
+    top = max_value(pixels.dtype)
+    q = np.clip(np.rint(vals * top), 0, top).astype(pixels.dtype)
+    if pixels.shape[2] == 4:
+        out[m, :3] = q
+    else:
+        out[m] = q
+    return out
+
+
+def to_rgb8(pixels: np.ndarray) -> np.ndarray:
+    """Scan pixels (H, W, C) uint8/uint16 -> (H, W, 3) uint8 RGB for detection and previews."""
+    if pixels.dtype == np.uint16:
+        x = ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    else:
+        x = pixels
+    if x.shape[2] == 1:
+        return np.repeat(x, 3, axis=2)
+    if x.shape[2] == 4:
+        return np.ascontiguousarray(x[..., :3])
+    return np.ascontiguousarray(x)
+
+
+def read_mask(path: Path | str, shape: tuple[int, int], max_pixels: int = 200_000_000) -> np.ndarray:
+    """A user mask file (any readable format, EXIF orientation applied) -> (H, W) bool,
+    nonzero = fill. Raises ``ImageError`` when unreadable or not of ``shape`` (H, W)."""
+    path = Path(path)
+    Image.MAX_IMAGE_PIXELS = int(max_pixels)
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ImageError(f"user mask {w}x{h} exceeds the pixel limit")
+            exif = im.getexif()
+            orientation = int(exif.get(ORIENTATION_TAG, 1) or 1)
+            if im.mode in ("P", "PA"):
+                im2 = im.convert("RGBA" if "transparency" in im.info else "RGB")
+            elif im.mode == "1":
+                im2 = im.convert("L")
+            else:
+                im2 = im
+            a = np.asarray(im2)
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"unreadable user mask {path.name}: {_one_line(exc)}") from exc
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.shape[2] in (2, 4):  # grey+alpha or RGBA: the colour channels decide
+        a = a[..., :-1]
+    m = np.ascontiguousarray(apply_orientation(a, orientation if orientation in range(1, 9) else 1)).any(axis=2)
+    if m.shape != tuple(shape):
+        raise ImageError(f"user mask is {m.shape[1]}x{m.shape[0]} but the image is {shape[1]}x{shape[0]}")
+    return m
+
+
+def write_mask(path: Path | str, mask: np.ndarray) -> None:
+    """Write a (H, W) bool mask as an 8-bit greyscale PNG (255 = filled), atomically."""
+    im = Image.fromarray(np.where(mask, np.uint8(255), np.uint8(0)))
+    with _AtomicFile(Path(path)) as f:
+        im.save(f, format="PNG", compress_level=3)
+
+
+def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
