@@ -1,0 +1,157 @@
+"""Window geometry for running the generator on big scans: plan, crop, paste back. Pure functions.
+
+Owns how an image of any size is cut into model-sized windows around its mask:
+
+- ``plan_windows(mask, window, context)`` -> ``list[Window]``. The image is divided into a
+  grid of *core* tiles of side ``window - 2*context``; only tiles holding mask pixels are
+  kept, and each is shrunk to the tight bounding box of its mask pixels. A core whose mask
+  is sparse (a thin diagonal scratch, a few dust specks) is split in quarters recursively,
+  down to ``min_core`` pixels, so long diagonal scratches are followed by a chain of small
+  windows along the scratch rather than covered by one giant box. Each window's ``box`` is
+  its core grown by ``context`` pixels of known image on every side (clipped to the image),
+  so no window is larger than ``window`` x ``window``.
+- Cores are disjoint and together hold every mask pixel exactly once, so results can be
+  pasted in any order: ``paste`` writes only mask pixels inside the window's core.
+
+Boxes are ``(y0, x0, y1, x1)`` half-open pixel rectangles in image coordinates.
+No state is kept between calls; nothing here imports torch or onnxruntime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Window:
+    """One model window. box: crop region (core + context, clipped); core: the region whose
+    mask pixels this window fills. Both (y0, x0, y1, x1), half-open, core inside box."""
+
+    box: Box
+    core: Box
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(h, w) of the crop."""
+        return self.box[2] - self.box[0], self.box[3] - self.box[1]
+
+
+def _tight_bbox(mask: np.ndarray, y0: int, x0: int, y1: int, x1: int) -> Box | None:
+    """Tight bbox of True pixels of mask[y0:y1, x0:x1], in image coordinates, or None."""
+    sub = mask[y0:y1, x0:x1]
+    rows = np.flatnonzero(sub.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(sub[rows[0] : rows[-1] + 1].any(axis=0))
+    return (y0 + int(rows[0]), x0 + int(cols[0]), y0 + int(rows[-1]) + 1, x0 + int(cols[-1]) + 1)
+
+
+def _refine(mask: np.ndarray, cell: Box, min_core: int, dense: float, out: list[Box]) -> None:
+    """Append to ``out`` disjoint tight cores covering the mask pixels of ``cell``."""
+    bb = _tight_bbox(mask, *cell)
+    if bb is None:
+        return
+    y0, x0, y1, x1 = bb
+    h, w = y1 - y0, x1 - x0
+    if max(h, w) <= min_core:
+        out.append(bb)
+        return
+    count = int(np.count_nonzero(mask[y0:y1, x0:x1]))
+    if count >= dense * h * w:
+        out.append(bb)
+        return
+    ys = [y0, y0 + h // 2, y1] if h > min_core else [y0, y1]
+    xs = [x0, x0 + w // 2, x1] if w > min_core else [x0, x1]
+    for i in range(len(ys) - 1):
+        for j in range(len(xs) - 1):
+            _refine(mask, (ys[i], xs[j], ys[i + 1], xs[j + 1]), min_core, dense, out)
+
+
+def occupied_cells(mask: np.ndarray, cell: int) -> list[Box]:
+    """Grid cells of side ``cell`` (row-major order) that hold at least one True pixel.
+    mask: (H, W) bool. Uses O(H*W/cell) extra memory."""
+    H, W = mask.shape
+    ys = np.arange(0, H, cell)
+    xs = np.arange(0, W, cell)
+    rows = np.logical_or.reduceat(mask, ys, axis=0)  # (len(ys), W)
+    grid = np.logical_or.reduceat(rows, xs, axis=1)  # (len(ys), len(xs))
+    cells = []
+    for i, j in zip(*np.nonzero(grid)):
+        y0, x0 = int(ys[i]), int(xs[j])
+        cells.append((y0, x0, min(y0 + cell, H), min(x0 + cell, W)))
+    return cells
+
+
+def plan_windows(
+    mask: np.ndarray,
+    window: int = 512,
+    context: int = 48,
+    min_core: int | None = None,
+    dense: float = 0.25,
+) -> list[Window]:
+    """Plan model windows covering every True pixel of ``mask``.
+
+    mask: (H, W) bool, True = fill. window: max side of a window in pixels (before padding).
+    context: pixels of known image around each core (fewer only at the image border).
+    min_core: smallest core side reached when splitting sparse cores [default 2*context,
+        which minimises window area per unit length of a thin scratch].
+    dense: a core whose mask covers at least this fraction of its box is not split.
+    Returns windows in a deterministic order (row-major by grid cell, then quadtree order).
+    """
+    if mask.ndim != 2:
+        raise ValueError(f"plan_windows expects a (H, W) mask, got {mask.shape}")
+    mask = mask.astype(bool, copy=False)
+    H, W = mask.shape
+    core_side = max(16, window - 2 * context)
+    if min_core is None:
+        min_core = max(16, 2 * context)
+    min_core = min(min_core, core_side)
+    cores: list[Box] = []
+    for cell in occupied_cells(mask, core_side):
+        _refine(mask, cell, min_core, dense, cores)
+    out = []
+    for (y0, x0, y1, x1) in cores:
+        box = (max(0, y0 - context), max(0, x0 - context), min(H, y1 + context), min(W, x1 + context))
+        out.append(Window(box=box, core=(y0, x0, y1, x1)))
+    return out
+
+
+def crop(array: np.ndarray, win: Window) -> np.ndarray:
+    """Copy of ``array[box]`` for a (H, W) or (H, W, C) array of any dtype."""
+    y0, x0, y1, x1 = win.box
+    return array[y0:y1, x0:x1].copy()
+
+
+def core_mask(mask_crop: np.ndarray, win: Window) -> np.ndarray:
+    """The mask pixels this window pastes: ``mask_crop`` (h, w) bool restricted to the core,
+    in crop coordinates. Returns a new (h, w) bool array."""
+    y0, x0, _, _ = win.box
+    cy0, cx0, cy1, cx1 = win.core
+    keep = np.zeros_like(mask_crop, dtype=bool)
+    keep[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = mask_crop[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+    return keep
+
+
+def paste(dest: np.ndarray, patch: np.ndarray, mask_crop: np.ndarray, win: Window) -> np.ndarray:
+    """Write ``patch`` into ``dest`` IN PLACE, only where ``mask_crop`` is True inside the core.
+
+    dest: (H, W, C) image; patch: (h, w, C) same dtype, h, w = win.shape; mask_crop: (h, w)
+    bool (the mask cropped with the same window). Every other pixel of dest is untouched.
+    Returns ``dest``.
+    """
+    if patch.shape[:2] != win.shape or mask_crop.shape != win.shape:
+        raise ValueError(f"paste: patch {patch.shape} / mask {mask_crop.shape} do not match window {win.shape}")
+    y0, x0, y1, x1 = win.box
+    keep = core_mask(mask_crop, win)
+    region = dest[y0:y1, x0:x1]
+    region[keep] = patch[keep]
+    return dest
+
+
+def window_pixels(windows: list[Window]) -> int:
+    """Total pixels the model processes for ``windows`` (before padding)."""
+    return sum(w.shape[0] * w.shape[1] for w in windows)
