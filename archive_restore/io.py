@@ -175,7 +175,14 @@ def read_scan(path: Path | str, max_pixels: int = 200_000_000, jpeg_quality: int
     except OSError as exc:
         raise ImageError(f"unreadable: {_one_line(exc)}") from exc
     with im:
-        return _decode(im, path, max_pixels, jpeg_quality)
+        try:
+            return _decode(im, path, max_pixels, jpeg_quality)
+        except (ImageError, MemoryError):
+            raise
+        except Image.DecompressionBombError as exc:
+            raise ImageError(f"decompression bomb guard: {_one_line(exc)}") from exc
+        except Exception as exc:  # Pillow plugins raise many types on corrupt data
+            raise ImageError(f"corrupt or truncated image data: {_one_line(exc)}") from exc
 
 
 def _decode(im: Image.Image, path: Path, max_pixels: int, jpeg_quality: int) -> Scan:

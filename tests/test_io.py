@@ -1,0 +1,230 @@
+"""Reading and writing scans (archive_restore.io): formats, bit depths, metadata, orientation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageCms, ImageOps
+
+from archive_restore import io as aio
+
+ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def smooth_rgb(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A photo-like (H, W, 3) uint8 image: smooth gradients plus mild noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([128 + 80 * np.sin(xx / 23 + k) * np.cos(yy / 31 - k) for k in range(3)], axis=2)
+    base += rng.normal(0, 3, base.shape)
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def exif_bytes(orientation: int = 1, make: str = "ScanCo") -> bytes:
+    ex = Image.Exif()
+    ex[0x010F] = make
+    ex[0x0112] = orientation
+    return ex.tobytes()
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+CASES = [  # (format, ext, mode kind, channels, dtype)
+    ("PNG", ".png", "L", 1, np.uint8),
+    ("PNG", ".png", "I;16", 1, np.uint16),
+    ("PNG", ".png", "RGB", 3, np.uint8),
+    ("PNG", ".png", "RGBA", 4, np.uint8),
+    ("PNG", ".png", "RGB;16", 3, np.uint16),
+    ("TIFF", ".tif", "L", 1, np.uint8),
+    ("TIFF", ".tif", "I;16", 1, np.uint16),
+    ("TIFF", ".tif", "RGB", 3, np.uint8),
+    ("TIFF", ".tif", "RGBA", 4, np.uint8),
+    ("TIFF", ".tif", "RGB;16", 3, np.uint16),
+    ("WEBP", ".webp", "RGB", 3, np.uint8),
+    ("BMP", ".bmp", "RGB", 3, np.uint8),
+]
+
+
+def make_image(path: Path, fmt: str, mode: str, seed: int = 0, meta: bool = True) -> np.ndarray:
+    """Write a test image; returns its pixels as (H, W, C) in the scan's dtype."""
+    rng = np.random.default_rng(seed)
+    h, w = 23, 31
+    if mode == "RGB;16":
+        a = rng.integers(0, 65535, (h, w, 3), dtype=np.uint16, endpoint=True)
+        cv2.imwrite(str(path), a[..., ::-1].copy())
+        return a
+    if mode == "I;16":
+        a = rng.integers(0, 65535, (h, w), dtype=np.uint16, endpoint=True)
+        im = Image.fromarray(a)
+    elif mode == "L":
+        a = rng.integers(0, 255, (h, w), dtype=np.uint8, endpoint=True)
+        im = Image.fromarray(a)
+    else:
+        a = rng.integers(0, 255, (h, w, len(mode)), dtype=np.uint8, endpoint=True)
+        im = Image.fromarray(a)
+    kw = {}
+    if meta and fmt != "BMP":
+        kw = {"icc_profile": ICC, "exif": exif_bytes()}
+        if fmt != "WEBP":
+            kw["dpi"] = (300, 300)
+    im.save(path, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}), **kw)
+    return a if a.ndim == 3 else a[..., None]
+
+
+@pytest.mark.parametrize("fmt,ext,mode,channels,dtype", CASES)
+def test_round_trip_lossless_keeps_pixels_mode_and_metadata(tmp_path, fmt, ext, mode, channels, dtype):
+    src = tmp_path / f"in{ext}"
+    pixels = make_image(src, fmt, mode)
+    scan = aio.read_scan(src)
+    assert scan.format == fmt and scan.mode == mode
+    assert scan.pixels.dtype == dtype and scan.pixels.shape == (23, 31, channels)
+    assert (scan.pixels == pixels).all()
+    out = tmp_path / "out" / f"o{ext}"
+    aio.write_image(out, scan.pixels, scan)
+    back = aio.read_scan(out)
+    assert back.format == fmt and back.mode == mode and back.bit_depth == scan.bit_depth
+    assert (back.pixels == pixels).all()
+    if mode != "RGB;16" and fmt != "BMP":
+        assert back.icc_profile == ICC
+        assert Image.open(out).getexif().get(0x010F) == "ScanCo"
+    if fmt in ("PNG", "TIFF") and mode != "RGB;16":
+        assert back.dpi is not None and abs(back.dpi[0] - 300) < 0.1
+    assert not [p for p in os.listdir(out.parent) if aio.TEMP_MARK in p]
+
+
+def test_16bit_colour_png_keeps_icc_exif_dpi(tmp_path):
+    src = tmp_path / "c.png"
+    pixels = make_image(src, "PNG", "RGB;16")
+    scan = aio.read_scan(src)
+    scan.icc_profile, scan.exif, scan.dpi = ICC, exif_bytes(), (600.0, 600.0)
+    aio.write_image(tmp_path / "o.png", scan.pixels, scan)
+    back = aio.read_scan(tmp_path / "o.png")
+    assert back.mode == "RGB;16" and (back.pixels == pixels).all()
+    assert back.icc_profile == ICC and abs(back.dpi[0] - 600) < 0.1
+    assert Image.open(tmp_path / "o.png").getexif().get(0x010F) == "ScanCo"
+
+
+def test_16bit_colour_tiff_with_icc_refused_not_silently_dropped(tmp_path):
+    src = tmp_path / "c.tif"
+    make_image(src, "TIFF", "RGB;16")
+    scan = aio.read_scan(src)
+    scan.icc_profile = ICC
+    with pytest.raises(aio.ImageError, match="16-bit colour TIFF"):
+        aio.check_writable(scan)
+    with pytest.raises(aio.ImageError):
+        aio.write_image(tmp_path / "o.tif", scan.pixels, scan)
+    assert not (tmp_path / "o.tif").exists()
+
+
+@pytest.mark.parametrize("fmt,ext", [("JPEG", ".jpg"), ("PNG", ".png"), ("TIFF", ".tif"), ("WEBP", ".webp")])
+@pytest.mark.parametrize("orientation", [2, 3, 5, 6, 7, 8])
+def test_exif_orientation_applied_on_read_and_reset_on_write(tmp_path, fmt, ext, orientation):
+    stored = smooth_rgb(20, 36, orientation)
+    src = tmp_path / f"o{ext}"
+    Image.fromarray(stored).save(src, format=fmt, exif=exif_bytes(orientation), **({"lossless": True} if fmt == "WEBP" else {}))
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(src)))
+    scan = aio.read_scan(src)
+    assert scan.orientation == orientation and scan.orientation_applied
+    assert scan.pixels.shape == upright.shape
+    if fmt != "JPEG":
+        assert (scan.pixels == upright).all()
+    else:
+        assert psnr(scan.pixels, upright) > 40
+    out = tmp_path / f"w{ext}"
+    aio.write_image(out, scan.pixels, scan)
+    with Image.open(out) as im:
+        assert im.getexif().get(0x0112) == 1
+        assert im.getexif().get(0x010F) == "ScanCo"
+    assert aio.read_scan(out).pixels.shape == upright.shape
+
+
+@pytest.mark.parametrize("subsampling", [0, 2])
+def test_jpeg_reencode_uses_source_tables_psnr_over_45(tmp_path, subsampling):
+    src = tmp_path / "p.jpg"
+    Image.fromarray(smooth_rgb(240, 320, 4)).save(src, quality=80, subsampling=subsampling, exif=exif_bytes(), icc_profile=ICC, dpi=(400, 400))
+    scan = aio.read_scan(src)
+    assert scan.qtables and scan.subsampling == subsampling
+    out = tmp_path / "q.jpg"
+    aio.write_image(out, scan.pixels, scan)
+    back = aio.read_scan(out)
+    assert back.qtables == scan.qtables and back.subsampling == subsampling
+    assert psnr(back.pixels, scan.pixels) >= 45
+    assert back.icc_profile == ICC and back.dpi == (400.0, 400.0)
+
+
+def test_grayscale_jpeg(tmp_path):
+    src = tmp_path / "g.jpg"
+    Image.fromarray(smooth_rgb(64, 64)[..., 0]).save(src, quality=90)
+    scan = aio.read_scan(src)
+    assert scan.mode == "L" and scan.pixels.shape == (64, 64, 1)
+    aio.write_image(tmp_path / "h.jpg", scan.pixels, scan)
+    assert psnr(aio.read_scan(tmp_path / "h.jpg").pixels, scan.pixels) >= 45
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "P"])
+def test_cmyk_and_palette_fail_clearly(tmp_path, mode):
+    im = Image.fromarray(smooth_rgb(16, 16)).convert(mode)
+    path = tmp_path / ("x.jpg" if mode == "CMYK" else "x.png")
+    im.save(path)
+    with pytest.raises(aio.ImageError, match="CMYK" if mode == "CMYK" else "palette"):
+        aio.read_scan(path)
+
+
+def test_bad_files_give_one_line_errors(tmp_path):
+    (tmp_path / "zero.jpg").write_bytes(b"")
+    (tmp_path / "text.png").write_text("this is not an image\n")
+    Image.fromarray(smooth_rgb(200, 200)).save(tmp_path / "full.png")
+    data = (tmp_path / "full.png").read_bytes()
+    (tmp_path / "trunc.png").write_bytes(data[: len(data) // 2])
+    Image.fromarray(smooth_rgb(200, 200)).save(tmp_path / "big.png")
+    expected = {"zero.jpg": "empty file", "text.png": "not a readable image", "trunc.png": "truncated"}
+    for name, text in expected.items():
+        with pytest.raises(aio.ImageError, match=text) as info:
+            aio.read_scan(tmp_path / name)
+        assert "\n" not in str(info.value)
+    with pytest.raises(aio.ImageError, match="decompression bomb"):
+        aio.read_scan(tmp_path / "big.png", max_pixels=5000)
+    with pytest.raises(aio.ImageError, match="decompression bomb"):
+        aio.read_scan(tmp_path / "big.png", max_pixels=30000)  # above 2x: Pillow's own error path
+    assert aio.read_scan(tmp_path / "big.png", max_pixels=40000).pixels.shape == (200, 200, 3)
+
+
+def test_model_conversions_only_change_masked_pixels():
+    rng = np.random.default_rng(0)
+    mask = rng.random((8, 9)) < 0.3
+    for pixels in (
+        rng.integers(0, 255, (8, 9, 1), dtype=np.uint8),
+        rng.integers(0, 65535, (8, 9, 3), dtype=np.uint16),
+        rng.integers(0, 255, (8, 9, 4), dtype=np.uint8),
+    ):
+        x = aio.to_model_rgb(pixels)
+        assert x.dtype == np.float32 and x.shape == (8, 9, 3) and 0 <= x.min() and x.max() <= 1
+        assert np.allclose(aio.from_model_rgb(pixels, x, mask), pixels)  # round trip exact
+        fill = np.zeros((8, 9, 3), np.float32)
+        fill[..., 0] = 1.0  # pure red
+        out = aio.from_model_rgb(pixels, fill, mask)
+        assert (out[~mask] == pixels[~mask]).all()
+        top = np.iinfo(pixels.dtype).max
+        if pixels.shape[2] == 1:  # grey gets the channel mean, no colour cast
+            assert (out[mask][:, 0] == round(top / 3)).all()
+        else:
+            assert (out[mask][:, 0] == top).all() and (out[mask][:, 1] == 0).all()
+        if pixels.shape[2] == 4:
+            assert (out[..., 3] == pixels[..., 3]).all()  # alpha kept
+
+
+def test_user_mask_reading(tmp_path):
+    m = np.zeros((10, 12), np.uint8)
+    m[2:4, 3:9] = 7
+    Image.fromarray(m).save(tmp_path / "m.png")
+    got = aio.read_mask(tmp_path / "m.png", (10, 12))
+    assert got.dtype == bool and got.sum() == 12 and got[2, 3]
+    with pytest.raises(aio.ImageError, match="12x10"):
+        aio.read_mask(tmp_path / "m.png", (12, 10))

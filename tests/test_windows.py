@@ -1,0 +1,79 @@
+"""Window planning, crop and paste-back (archive_restore.runtime.windows)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from archive_restore.runtime.windows import crop, paste, plan_windows, window_pixels
+
+
+def scratch_mask(h: int, w: int, seed: int = 0, n: int = 4, thickness: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    m = np.zeros((h, w), np.uint8)
+    for _ in range(n):
+        p = rng.integers(0, [w, h], size=(2, 2))
+        cv2.line(m, tuple(int(v) for v in p[0]), tuple(int(v) for v in p[1]), 1, thickness)
+    for _ in range(20):  # dust specks
+        y, x = rng.integers(0, h), rng.integers(0, w)
+        cv2.circle(m, (int(x), int(y)), int(rng.integers(1, 4)), 1, -1)
+    return m.astype(bool)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("window,context", [(512, 48), (128, 16), (64, 24)])
+def test_every_mask_pixel_in_exactly_one_core_with_context(seed, window, context):
+    mask = scratch_mask(300 + 37 * seed, 410, seed)
+    H, W = mask.shape
+    wins = plan_windows(mask, window=window, context=context)
+    count = np.zeros(mask.shape, np.int32)
+    for win in wins:
+        y0, x0, y1, x1 = win.box
+        cy0, cx0, cy1, cx1 = win.core
+        assert 0 <= y0 <= cy0 < cy1 <= y1 <= H and 0 <= x0 <= cx0 < cx1 <= x1 <= W
+        assert y1 - y0 <= window and x1 - x0 <= window
+        # context on every side, unless the image border is closer
+        assert cy0 - y0 == min(context, cy0) and cx0 - x0 == min(context, cx0)
+        assert y1 - cy1 == min(context, H - cy1) and x1 - cx1 == min(context, W - cx1)
+        count[cy0:cy1, cx0:cx1] += mask[cy0:cy1, cx0:cx1]
+    assert (count[mask] == 1).all()
+    assert (count[~mask] == 0).all()
+
+
+def test_diagonal_scratch_is_followed_not_boxed():
+    mask = np.zeros((2000, 2000), np.uint8)
+    cv2.line(mask, (0, 0), (1999, 1999), 1, 3)
+    mask = mask.astype(bool)
+    wins = plan_windows(mask, window=512, context=48)
+    assert len(wins) > 4
+    # far less model work than covering the image (a single box would be 4 MP)
+    assert window_pixels(wins) < 0.5 * mask.size
+
+
+def test_empty_mask_plans_nothing():
+    assert plan_windows(np.zeros((50, 60), bool)) == []
+
+
+@pytest.mark.parametrize("channels,dtype", [(1, np.uint8), (3, np.uint8), (4, np.uint16)])
+def test_crop_then_paste_is_identity_outside_mask(channels, dtype):
+    rng = np.random.default_rng(3)
+    mask = scratch_mask(200, 260, 5)
+    top = np.iinfo(dtype).max
+    image = rng.integers(0, top, (200, 260, channels), dtype=dtype, endpoint=True)
+    original = image.copy()
+    out = image.copy()
+    for win in plan_windows(mask, window=96, context=16):
+        patch = crop(out, win)
+        patch[:] = top - patch  # a "fill" that changes every pixel of the window
+        paste(out, patch, crop(mask, win), win)
+    assert (image == original).all()  # crop never aliases the source
+    assert (out[~mask] == original[~mask]).all()
+    assert (out[mask] == top - original[mask]).all()  # each mask pixel pasted exactly once
+
+
+def test_paste_rejects_wrong_shape():
+    mask = np.ones((40, 40), bool)
+    win = plan_windows(mask, window=64, context=8)[0]
+    with pytest.raises(ValueError):
+        paste(np.zeros((40, 40, 3), np.uint8), np.zeros((5, 5, 3), np.uint8), np.ones((5, 5), bool), win)
