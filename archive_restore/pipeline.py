@@ -1,0 +1,631 @@
+"""``restore_folder``: the streaming loop that restores a whole scan archive, resumably.
+
+Owns: walking INPUT_DIR, the per-image life cycle (hash -> resume check -> decode -> mask
+-> windows -> inference -> encode -> manifest record), the threads and bounded queues that
+overlap those stages, the manifest file (``docs/manifest.md``), resume and Ctrl-C handling.
+It never imports torch; ONNX Runtime is reached only through the session object.
+
+Stages and memory bound::
+
+    files ─► decode workers (N threads: hash, resume check, read_scan, user/auto mask, plan)
+          ─► infer queue (size 1) ─► inference thread (windows batched across images)
+          ─► write queue (size 1) ─► writer thread (write_image, mask PNG, manifest line)
+
+A semaphore admits at most ``workers + 2`` images between decode and manifest line, so peak
+memory depends on the largest scans, never on the number of images. Whole images stay in
+their own dtype; only windows are converted to float.
+
+Policies:
+- Files are visited in sorted order, recursively; extensions .jpg .jpeg .png .tif .tiff
+  .bmp .webp, any case. Directory symlinks are not followed; a file symlink whose target
+  is outside INPUT_DIR fails ("symlink points outside the input folder").
+- User masks: ``MASK_DIR/<relative path with its extension replaced by .png>``; nonzero =
+  fill; applied to the upright image. A MISSING user mask means "nothing to fill by hand"
+  (an empty user mask), not an error; a mask of the wrong size fails that image.
+- Empty final mask: the input is copied byte for byte (status ``unchanged``, mask null).
+- Resume: an image is ``skipped`` when the last manifest record for it succeeded with the
+  same input sha256, settings and model id, and its output (and mask) still exist with the
+  recorded hash. ``force=True`` redoes everything.
+- Every write is atomic (temp name + fsync + rename); stale temp files from a killed run are
+  removed at start. The manifest line is appended and fsynced after the files it names.
+- SIGINT (Ctrl-C): no new image is started; images already decoded are finished, written
+  and recorded; the summary says ``interrupted``. A second Ctrl-C raises KeyboardInterrupt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol, Sequence
+
+import numpy as np
+
+from archive_restore import __version__
+from archive_restore import io as aio
+from archive_restore.config import MaskConfig, RuntimeConfig, to_dict
+from archive_restore.runtime import windows as win
+
+MANIFEST_NAME = "manifest.jsonl"
+MASKS_DIRNAME = "masks"
+JPEG_POLICY = "source quantization tables and subsampling; quality>=95 when the source has none"
+OK_STATUSES = ("restored", "unchanged", "skipped")
+_STOP = object()  # queue sentinel
+
+
+class UsageError(ValueError):
+    """The run cannot start as asked (bad folders or options); the message is one line."""
+
+
+class Session(Protocol):
+    """What the pipeline needs from an inference session (``runtime.session.InpaintSession``)."""
+
+    provider: str
+    model_id: str
+    model_name: str
+
+    def fill(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """images: (h,w,3) float32 in [0,1]; masks: (h,w) bool -> filled (h,w,3) float32."""
+        ...
+
+
+@dataclass
+class Summary:
+    """Outcome of a run. counts: images per status; failed: (input, error) pairs."""
+
+    input_dir: Path
+    out_dir: Path
+    manifest: Path
+    total: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: {s: 0 for s in ("restored", "unchanged", "skipped", "failed")})
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    interrupted: bool = False
+    provider: Optional[str] = None
+    model_id: Optional[str] = None
+    model_name: Optional[str] = None
+    seconds: float = 0.0
+    megapixels: float = 0.0
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass
+class _Job:
+    """One image travelling through the stages."""
+
+    rel: str
+    path: Path
+    t0: float
+    record: dict[str, Any]
+    status: str = "failed"
+    error: Optional[str] = None
+    scan: Optional[aio.Scan] = None
+    mask: Optional[np.ndarray] = None
+    windows: list[win.Window] = field(default_factory=list)
+    pending: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def check_folders(input_dir: Path, out_dir: Path) -> tuple[Path, Path]:
+    """Resolve both folders; raise ``UsageError`` if INPUT is not a folder or OUT is inside
+    (or equal to) INPUT. Returns (input_dir, out_dir) resolved."""
+    inp = Path(input_dir).resolve()
+    out = Path(out_dir).resolve()
+    if not inp.is_dir():
+        raise UsageError(f"input folder not found: {input_dir}")
+    if out == inp or out.is_relative_to(inp):
+        raise UsageError(f"output folder {out} is inside the input folder {inp}; choose another --out (the input tree is never written)")
+    return inp, out
+
+
+def default_out_dir(input_dir: Path) -> Path:
+    """``<INPUT_DIR>_restored`` beside the input."""
+    inp = Path(input_dir).resolve()
+    return inp.with_name(inp.name + "_restored")
+
+
+def list_inputs(input_dir: Path) -> list[tuple[str, Path, Optional[str]]]:
+    """Image files under ``input_dir`` (sorted, recursive) as (relative POSIX path, path, error).
+
+    error is set for files that must fail without being read (escaping symlinks, non-files).
+    """
+    root = Path(input_dir).resolve()
+    found: list[tuple[str, Path, Optional[str]]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if os.path.splitext(name)[1].lower() not in aio.IMAGE_EXTENSIONS:
+                continue
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            error = None
+            if path.is_symlink():
+                target = path.resolve()
+                if not target.is_relative_to(root):
+                    error = "symlink points outside the input folder (refused)"
+            if error is None and path.exists() and not path.is_file():
+                error = "not a regular file"
+            found.append((rel, path, error))
+    return found
+
+
+def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
+    """Last record per ``input`` of a manifest; unparsable lines (a killed write) are ignored."""
+    last: dict[str, dict[str, Any]] = {}
+    if not path.is_file():
+        return last
+    with open(path, "r", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("input"), str):
+                last[rec["input"]] = rec
+    return last
+
+
+_TEMP_RE = re.compile(r"^\..+" + re.escape(aio.TEMP_MARK) + r"[0-9a-f]{8}$")
+
+
+def remove_stale_temps(out_dir: Path) -> int:
+    """Delete temp files left in OUT_DIR by a killed run (``.<name>.partial-<hex8>``)."""
+    n = 0
+    if not out_dir.is_dir():
+        return 0
+    for dirpath, _dirs, files in os.walk(out_dir):
+        for name in files:
+            if _TEMP_RE.match(name):
+                try:
+                    os.unlink(os.path.join(dirpath, name))
+                    n += 1
+                except OSError:
+                    pass
+    return n
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, aio.ImageError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _put(q: "queue.Queue[Any]", item: Any, abort: threading.Event) -> bool:
+    """Blocking put that gives up when ``abort`` is set (so a crashed stage cannot deadlock)."""
+    while True:
+        try:
+            q.put(item, timeout=0.2)
+            return True
+        except queue.Full:
+            if abort.is_set():
+                return False
+
+
+def user_mask_path(masks_dir: Path, rel: str) -> Path:
+    """``MASK_DIR/<rel with its extension replaced by .png>``."""
+    return Path(masks_dir) / Path(rel).with_suffix(".png")
+
+
+def render_report(out_dir: Path) -> Optional[Path]:
+    """Render OUT_DIR/report.html via ``archive_restore.report.render`` when it exists.
+
+    Returns the report path, or None when the report module has no ``render`` yet.
+    """
+    # GUARD (temporary, remove once the report issue is merged): ``render`` may not exist yet.
+    try:
+        import archive_restore.report as report  # noqa: PLC0415
+    except ImportError:
+        return None
+    if not hasattr(report, "render"):
+        return None
+    return report.render(Path(out_dir))
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def restore_folder(
+    input_dir: Path,
+    out_dir: Optional[Path] = None,
+    *,
+    auto_mask: bool = False,
+    masks_dir: Optional[Path] = None,
+    mask_cfg: MaskConfig = MaskConfig(),
+    runtime: RuntimeConfig = RuntimeConfig(),
+    force: bool = False,
+    session: Optional[Session] = None,
+    model_path: Optional[Path] = None,
+    progress: Optional[Callable[[dict[str, Any], Summary], None]] = None,
+    on_start: Optional[Callable[[Summary], None]] = None,
+    handle_sigint: bool = True,
+    stop: Optional[threading.Event] = None,
+) -> Summary:
+    """Restore every image under ``input_dir`` into ``out_dir`` (see the module docstring).
+
+    auto_mask / masks_dir: where masks come from (at least one; both are united).
+    session: an object with the ``Session`` interface; default: ``InpaintSession(model_path,
+        runtime.device)`` (raises ``RuntimeUnavailable`` when the device cannot be used).
+    progress: called from the writer thread after each manifest record.
+    on_start: called once with the summary (total, provider, model) before images start.
+    handle_sigint: install a Ctrl-C handler for the run (main thread only).
+    Returns a ``Summary``; per-image errors are in the manifest, never raised.
+    """
+    if not auto_mask and masks_dir is None:
+        raise UsageError("give --auto-mask, --masks MASK_DIR, or both")
+    if out_dir is None:
+        out_dir = default_out_dir(input_dir)
+    inp, out = check_folders(Path(input_dir), Path(out_dir))
+    mdir = Path(masks_dir).resolve() if masks_dir is not None else None
+    if mdir is not None and not mdir.is_dir():
+        raise UsageError(f"masks folder not found: {masks_dir}")
+    if session is None:
+        from archive_restore.runtime.session import InpaintSession  # noqa: PLC0415
+
+        session = InpaintSession(model_path, device=runtime.device, batch=runtime.batch)
+    detect = None
+    if auto_mask:
+        from archive_restore import masks as masks_mod  # noqa: PLC0415
+
+        detect = masks_mod.detect  # looked up at run time (tests replace it)
+
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)
+    manifest_path = out / MANIFEST_NAME
+    previous = {} if force else read_manifest(manifest_path)
+    tasks = list_inputs(inp)
+    summary = Summary(input_dir=inp, out_dir=out, manifest=manifest_path, total=len(tasks))
+    summary.provider, summary.model_id, summary.model_name = session.provider, session.model_id, session.model_name
+    base_settings = {
+        "auto_mask": bool(auto_mask),
+        "mask_sensitivity": mask_cfg.sensitivity if auto_mask else None,
+        "mask_config": to_dict(mask_cfg) if auto_mask else None,
+        "masks_dir": str(mdir) if mdir is not None else None,
+        "model_id": session.model_id,
+        "window": runtime.window,
+        "context": runtime.context,
+        "jpeg_policy": JPEG_POLICY,
+    }
+    base_settings = json.loads(json.dumps(base_settings))
+    if on_start is not None:
+        on_start(summary)
+
+    stop = stop or threading.Event()
+    abort = threading.Event()
+    fatal: list[BaseException] = []
+    workers = max(1, int(runtime.workers))
+    admit = threading.BoundedSemaphore(workers + 2)
+    task_q: "queue.Queue[Any]" = queue.Queue()
+    infer_q: "queue.Queue[Any]" = queue.Queue(maxsize=1)
+    write_q: "queue.Queue[Any]" = queue.Queue(maxsize=1)
+    for t in tasks:
+        task_q.put(t)
+    for _ in range(workers):
+        task_q.put(_STOP)
+    alive = [workers]
+    alive_lock = threading.Lock()
+    t_start = time.perf_counter()
+
+    def base_record(rel: str) -> dict[str, Any]:
+        return {
+            "input": rel,
+            "input_root": str(inp),
+            "output": None,
+            "mask": None,
+            "input_sha256": None,
+            "output_sha256": None,
+            "status": "failed",
+            "error": None,
+            "width": None,
+            "height": None,
+            "format": None,
+            "mode": None,
+            "masked_fraction": 0.0,
+            "kind_pixels": {},
+            "windows": 0,
+            "timings": {},
+            "provider": session.provider,
+            "model_id": session.model_id,
+            "model_name": session.model_name,
+            "settings": dict(base_settings),
+            "finished_at": None,
+            "tool_version": __version__,
+        }
+
+    def resumable(job: _Job) -> Optional[dict[str, Any]]:
+        prev = previous.get(job.rel)
+        rec = job.record
+        if not prev or prev.get("status") not in OK_STATUSES:
+            return None
+        if prev.get("input_sha256") != rec["input_sha256"] or prev.get("settings") != rec["settings"]:
+            return None
+        if prev.get("model_id") != rec["model_id"] or not prev.get("output") or not prev.get("output_sha256"):
+            return None
+        outp = out / prev["output"]
+        if not outp.is_file() or (prev.get("mask") and not (out / prev["mask"]).is_file()):
+            return None
+        if aio.sha256_file(outp) != prev["output_sha256"]:
+            return None
+        return prev
+
+    def prepare(job: _Job) -> None:
+        """Decode stage for one image: fills job (status, scan, mask, windows) or raises."""
+        rec = job.record
+        t = time.perf_counter()
+        rec["input_sha256"] = aio.sha256_file(job.path)
+        umask_file = user_mask_path(mdir, job.rel) if mdir is not None else None
+        if umask_file is not None:
+            rec["settings"]["user_mask_sha256"] = aio.sha256_file(umask_file) if umask_file.is_file() else None
+        prev = resumable(job)
+        if prev is not None:
+            for key in ("output", "mask", "output_sha256", "width", "height", "format", "mode", "masked_fraction", "kind_pixels", "windows"):
+                rec[key] = prev.get(key)
+            job.status = "skipped"
+            job.timings["decode"] = time.perf_counter() - t
+            return
+        scan = aio.read_scan(job.path, runtime.max_pixels, runtime.jpeg_quality)
+        aio.check_writable(scan)
+        job.timings["decode"] = time.perf_counter() - t
+        rec.update(width=scan.width, height=scan.height, format=scan.format, mode=scan.mode)
+        t = time.perf_counter()
+        shape = (scan.height, scan.width)
+        mask = np.zeros(shape, bool)
+        kinds: dict[str, int] = {}
+        if detect is not None:
+            result = detect(aio.to_rgb8(scan.pixels), mask_cfg)
+            m = np.asarray(result.mask, dtype=bool)
+            if m.shape != shape:
+                raise RuntimeError(f"auto-mask returned shape {m.shape}, expected {shape}")
+            mask |= m
+            kinds.update({k: int(v) for k, v in result.kind_pixels.items()})
+        if umask_file is not None:
+            if umask_file.is_file():
+                um = aio.read_mask(umask_file, shape, runtime.max_pixels)
+                mask |= um
+                kinds["user"] = int(np.count_nonzero(um))
+            else:
+                kinds["user"] = 0
+        n = int(np.count_nonzero(mask))
+        rec["kind_pixels"] = kinds
+        rec["masked_fraction"] = n / float(mask.size) if mask.size else 0.0
+        if n == 0:
+            job.status = "unchanged"
+            job.timings["mask"] = time.perf_counter() - t
+            return
+        job.windows = win.plan_windows(mask, runtime.window, runtime.context)
+        job.timings["mask"] = time.perf_counter() - t
+        rec["windows"] = len(job.windows)
+        job.scan, job.mask, job.pending = scan, mask, len(job.windows)
+        job.status = "restored"
+        job.timings["inpaint"] = 0.0
+
+    def decode_worker() -> None:
+        try:
+            while not abort.is_set():
+                task = task_q.get()
+                if task is _STOP:
+                    break
+                if stop.is_set():
+                    continue  # drain: images not started are left for the next run
+                rel, path, pre_error = task
+                admit.acquire()
+                job = _Job(rel=rel, path=path, t0=time.perf_counter(), record=base_record(rel))
+                if pre_error:
+                    job.error = pre_error
+                else:
+                    try:
+                        prepare(job)
+                    except MemoryError:
+                        job.error = "out of memory while decoding or masking"
+                    except Exception as exc:  # per-file failure: recorded, batch goes on
+                        job.error = _one_line(exc)
+                if job.error is not None:
+                    job.status, job.scan, job.mask = "failed", None, None
+                target = infer_q if job.status == "restored" else write_q
+                if not _put(target, job, abort):
+                    break
+        except BaseException as exc:  # a bug, not a bad file: stop everything loudly
+            fatal.append(exc)
+            abort.set()
+        finally:
+            with alive_lock:
+                alive[0] -= 1
+                last = alive[0] == 0
+            if last:
+                _put(infer_q, _STOP, abort)
+
+    def infer_worker() -> None:
+        active: list[_Job] = []  # jobs with windows not yet run, in arrival order
+        cursor: dict[int, int] = {}
+        upstream_done = False
+        batch_size = max(1, int(runtime.batch))
+        try:
+            while not abort.is_set():
+                if not active and upstream_done:
+                    break
+                # take new jobs: block only when there is nothing to run
+                while not upstream_done:
+                    try:
+                        item = infer_q.get(timeout=0.2) if not active else infer_q.get_nowait()
+                    except queue.Empty:
+                        if active or abort.is_set():
+                            break
+                        continue
+                    if item is _STOP:
+                        upstream_done = True
+                    else:
+                        active.append(item)
+                        cursor[id(item)] = 0
+                    if sum(len(j.windows) - cursor[id(j)] for j in active) >= batch_size:
+                        break
+                if not active:
+                    continue
+                batch: list[tuple[_Job, win.Window]] = []
+                for job in active:
+                    while cursor[id(job)] < len(job.windows) and len(batch) < batch_size:
+                        batch.append((job, job.windows[cursor[id(job)]]))
+                        cursor[id(job)] += 1
+                    if len(batch) >= batch_size:
+                        break
+                run_batch(batch)
+                for job in [j for j in active if cursor[id(j)] >= len(j.windows)]:
+                    active.remove(job)
+                    cursor.pop(id(job), None)
+                    if not _put(write_q, job, abort):
+                        return
+        except BaseException as exc:
+            fatal.append(exc)
+            abort.set()
+        finally:
+            _put(write_q, _STOP, abort)
+
+    def run_batch(batch: list[tuple[_Job, win.Window]]) -> None:
+        todo = [(j, w) for j, w in batch if j.error is None]
+        if not todo:
+            return
+        t = time.perf_counter()
+        try:
+            crops = [win.crop(j.scan.pixels, w) for j, w in todo]  # type: ignore[union-attr]
+            mcrops = [win.crop(j.mask, w) for j, w in todo]
+            filled = session.fill([aio.to_model_rgb(c) for c in crops], mcrops)
+            if len(filled) != len(todo):
+                raise RuntimeError(f"session returned {len(filled)} windows for {len(todo)}")
+            for (j, w), c, mc, f in zip(todo, crops, mcrops, filled):
+                f = np.asarray(f, dtype=np.float32)
+                if f.shape != c.shape[:2] + (3,) or not np.isfinite(f).all():
+                    raise RuntimeError(f"model output for a window is {f.shape} or not finite")
+                win.paste(j.scan.pixels, aio.from_model_rgb(c, f, mc), mc, w)  # type: ignore[union-attr]
+        except MemoryError:
+            for j, _ in todo:
+                j.error = "out of memory during inference"
+        except Exception as exc:
+            msg = "inference failed: " + _one_line(exc)
+            for j, _ in todo:
+                j.error = msg
+        dt = time.perf_counter() - t
+        for j, _ in todo:
+            j.timings["inpaint"] = j.timings.get("inpaint", 0.0) + dt / len(todo)
+
+    manifest_lock = threading.Lock()
+    manifest_file = open(manifest_path, "a+b")
+    manifest_file.seek(0, os.SEEK_END)
+    if manifest_file.tell() > 0:
+        manifest_file.seek(-1, os.SEEK_END)
+        if manifest_file.read(1) != b"\n":  # a killed run left half a line
+            manifest_file.write(b"\n")
+
+    def finish(job: _Job) -> None:
+        """Writer stage for one image: output file, mask file, then the manifest line."""
+        rec = job.record
+        t = time.perf_counter()
+        if job.error is None and job.status in ("restored", "unchanged"):
+            try:
+                dest = out / job.rel
+                if job.status == "unchanged":
+                    aio.copy_file_atomic(job.path, dest)
+                    rec["output_sha256"] = aio.sha256_file(dest)
+                    if rec["output_sha256"] != rec["input_sha256"]:
+                        raise RuntimeError("input changed while it was being copied")
+                else:
+                    aio.write_image(dest, job.scan.pixels, job.scan, runtime.jpeg_quality)  # type: ignore[union-attr]
+                    mrel = f"{MASKS_DIRNAME}/{job.rel}.png"
+                    aio.write_mask(out / mrel, job.mask)  # type: ignore[arg-type]
+                    rec["mask"] = mrel
+                    rec["output_sha256"] = aio.sha256_file(dest)
+                rec["output"] = job.rel
+            except MemoryError:
+                job.error = "out of memory while writing"
+            except Exception as exc:
+                job.error = "write failed: " + _one_line(exc)
+        job.timings["encode"] = time.perf_counter() - t
+        if job.error is not None:
+            job.status = "failed"
+            rec.update(output=None, mask=None, output_sha256=None, error=job.error)
+        rec["status"] = job.status
+        job.timings["total"] = time.perf_counter() - job.t0
+        rec["timings"] = {k: round(v, 4) for k, v in job.timings.items()}
+        rec["finished_at"] = _now()
+        line = json.dumps(rec, ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n"
+        with manifest_lock:
+            manifest_file.write(line)
+            manifest_file.flush()
+            os.fsync(manifest_file.fileno())
+        summary.counts[job.status] = summary.counts.get(job.status, 0) + 1
+        if job.status == "failed":
+            summary.failed.append((job.rel, job.error or ""))
+        if job.status == "restored" and rec["width"]:
+            summary.megapixels += rec["width"] * rec["height"] / 1e6
+        job.scan = job.mask = None
+        if progress is not None:
+            try:
+                progress(rec, summary)
+            except Exception:
+                pass  # a display problem must never lose a record
+
+    def writer() -> None:
+        try:
+            while True:
+                try:
+                    job = write_q.get(timeout=0.2)
+                except queue.Empty:
+                    if abort.is_set():
+                        return
+                    continue
+                if job is _STOP:
+                    return
+                try:
+                    finish(job)
+                finally:
+                    admit.release()
+        except BaseException as exc:
+            fatal.append(exc)
+            abort.set()
+
+    # Ctrl-C: first one stops starting new images, the second one is the default behaviour.
+    old_handler = None
+    if handle_sigint and threading.current_thread() is threading.main_thread():
+
+        def on_sigint(signum, frame):  # noqa: ARG001
+            stop.set()
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        old_handler = signal.signal(signal.SIGINT, on_sigint)
+    threads = [threading.Thread(target=decode_worker, name=f"decode-{i}", daemon=True) for i in range(workers)]
+    threads.append(threading.Thread(target=infer_worker, name="infer", daemon=True))
+    wthread = threading.Thread(target=writer, name="writer", daemon=True)
+    threads.append(wthread)
+    try:
+        for th in threads:
+            th.start()
+        while wthread.is_alive():
+            wthread.join(timeout=0.2)
+        for th in threads:
+            th.join(timeout=5)
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+        manifest_file.close()
+    summary.seconds = time.perf_counter() - t_start
+    summary.interrupted = stop.is_set() and summary.done < summary.total
+    if fatal:
+        raise RuntimeError(f"internal error in the restore pipeline: {_one_line(fatal[0])}") from fatal[0]
+    return summary
