@@ -172,8 +172,10 @@ def read_scan(path: Path | str, max_pixels: int = 200_000_000, jpeg_quality: int
         raise ImageError(f"decompression bomb guard: {_one_line(exc)}") from exc
     except UnidentifiedImageError as exc:
         raise ImageError("not a readable image (unknown format or corrupt header)") from exc
-    except OSError as exc:
+    except (PermissionError, FileNotFoundError, IsADirectoryError) as exc:
         raise ImageError(f"unreadable: {_one_line(exc)}") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"corrupt or truncated image: {_one_line(exc)}") from exc
     with im:
         try:
             return _decode(im, path, max_pixels, jpeg_quality)
@@ -255,6 +257,8 @@ def _decode(im: Image.Image, path: Path, max_pixels: int, jpeg_quality: int) -> 
     if not upright:
         pixels = apply_orientation(pixels, orientation)
     pixels = np.ascontiguousarray(pixels)
+    if not pixels.flags.writeable:  # Pillow hands out read-only buffers; the scan is ours to fill
+        pixels = pixels.copy()
     return Scan(pixels=pixels, mode=mode, bit_depth=depth, **scan_kwargs)
 
 

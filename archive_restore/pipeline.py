@@ -371,7 +371,10 @@ def restore_folder(
         """Decode stage for one image: fills job (status, scan, mask, windows) or raises."""
         rec = job.record
         t = time.perf_counter()
-        rec["input_sha256"] = aio.sha256_file(job.path)
+        try:
+            rec["input_sha256"] = aio.sha256_file(job.path)
+        except OSError as exc:
+            raise aio.ImageError(f"unreadable: {exc.strerror or _one_line(exc)}") from exc
         umask_file = user_mask_path(mdir, job.rel) if mdir is not None else None
         if umask_file is not None:
             rec["settings"]["user_mask_sha256"] = aio.sha256_file(umask_file) if umask_file.is_file() else None
