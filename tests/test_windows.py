@@ -33,9 +33,10 @@ def test_every_mask_pixel_in_exactly_one_core_with_context(seed, window, context
         cy0, cx0, cy1, cx1 = win.core
         assert 0 <= y0 <= cy0 < cy1 <= y1 <= H and 0 <= x0 <= cx0 < cx1 <= x1 <= W
         assert y1 - y0 <= window and x1 - x0 <= window
-        # context on every side, unless the image border is closer
-        assert cy0 - y0 == min(context, cy0) and cx0 - x0 == min(context, cx0)
-        assert y1 - cy1 == min(context, H - cy1) and x1 - cx1 == min(context, W - cx1)
+        # at least min_context of context on every side, unless the image border is closer
+        mc = min(16, context)
+        assert cy0 - y0 >= min(mc, cy0) and cx0 - x0 >= min(mc, cx0)
+        assert y1 - cy1 >= min(mc, H - cy1) and x1 - cx1 >= min(mc, W - cx1)
         count[cy0:cy1, cx0:cx1] += mask[cy0:cy1, cx0:cx1]
     assert (count[mask] == 1).all()
     assert (count[~mask] == 0).all()
@@ -77,3 +78,17 @@ def test_paste_rejects_wrong_shape():
     win = plan_windows(mask, window=64, context=8)[0]
     with pytest.raises(ValueError):
         paste(np.zeros((40, 40, 3), np.uint8), np.zeros((5, 5, 3), np.uint8), np.ones((5, 5), bool), win)
+
+
+def test_context_grows_with_hole_width():
+    thin = np.zeros((400, 400), bool)
+    thin[100:103, 20:380] = True  # 3-px scratch
+    wide = np.zeros((400, 400), bool)
+    wide[150:210, 150:210] = True  # 60-px blotch
+    def margin(w):
+        return w.core[0] - w.box[0]
+    assert max(margin(w) for w in plan_windows(thin, 512, 48)) <= 24
+    assert all(margin(w) >= 48 for w in plan_windows(wide, 512, 48))
+    # a straight thin scratch is one narrow band, not a box per 32 px
+    wins = plan_windows(thin, 512, 48)
+    assert window_pixels(wins) < 60 * 400

@@ -6,10 +6,11 @@ Owns how an image of any size is cut into model-sized windows around its mask:
   grid of *core* tiles of side ``window - 2*context``; only tiles holding mask pixels are
   kept, and each is shrunk to the tight bounding box of its mask pixels. A core whose mask
   is sparse (a thin diagonal scratch, a few dust specks) is split in quarters recursively,
-  down to ``min_core`` pixels, so long diagonal scratches are followed by a chain of small
-  windows along the scratch rather than covered by one giant box. Each window's ``box`` is
-  its core grown by ``context`` pixels of known image on every side (clipped to the image),
-  so no window is larger than ``window`` x ``window``.
+  down to twice ``min_context``, so long diagonal scratches are followed by a chain of
+  small windows along the scratch rather than covered by one giant box. Each window's
+  ``box`` holds its core plus a margin of known image on every side (clipped to the image):
+  ``context`` pixels for wide holes, down to ``min_context`` for thin scratches (the margin
+  scales with the hole's width), so no window is larger than ``window`` x ``window``.
 - Cores are disjoint and together hold every mask pixel exactly once, so results can be
   pasted in any order: ``paste`` writes only mask pixels inside the window's core.
 
@@ -57,7 +58,7 @@ def _refine(mask: np.ndarray, cell: Box, min_core: int, dense: float, out: list[
         return
     y0, x0, y1, x1 = bb
     h, w = y1 - y0, x1 - x0
-    if max(h, w) <= min_core:
+    if min(h, w) <= min_core:  # already a narrow band (a near-straight scratch): keep whole
         out.append(bb)
         return
     count = int(np.count_nonzero(mask[y0:y1, x0:x1]))
@@ -86,20 +87,51 @@ def occupied_cells(mask: np.ndarray, cell: int) -> list[Box]:
     return cells
 
 
+def hole_thickness(mask: np.ndarray) -> float:
+    """Width in pixels of the thickest part of the True regions of a (h, w) bool mask
+    (twice the largest distance from a hole pixel to the nearest known pixel)."""
+    import cv2
+
+    if not mask.any():
+        return 0.0
+    padded = np.pad(mask, 1).astype(np.uint8)  # the crop border counts as known
+    return 2.0 * float(cv2.distanceTransform(padded, cv2.DIST_L2, 3).max())
+
+
+def context_for(thickness: float, context: int, min_context: int) -> int:
+    """Known-context margin for a hole of this width: 3x the width, between min_context and
+    context. A 3-px scratch needs far less surrounding image than a 60-px blotch."""
+    return int(min(context, max(min_context, int(np.ceil(3 * thickness)))))
+
+
+def _fit(lo: int, hi: int, side: int, limit: int) -> tuple[int, int]:
+    """A span of length ``side`` centred on [lo, hi), shifted inside [0, limit)."""
+    if side >= limit:
+        return 0, limit
+    start = (lo + hi - side) // 2
+    start = min(max(0, start), limit - side)
+    return start, start + side
+
+
 def plan_windows(
     mask: np.ndarray,
     window: int = 512,
     context: int = 48,
-    min_core: int | None = None,
+    min_context: int = 16,
     dense: float = 0.25,
+    quantum: int = 16,
 ) -> list[Window]:
     """Plan model windows covering every True pixel of ``mask``.
 
     mask: (H, W) bool, True = fill. window: max side of a window in pixels (before padding).
-    context: pixels of known image around each core (fewer only at the image border).
-    min_core: smallest core side reached when splitting sparse cores [default 2*context,
-        which minimises window area per unit length of a thin scratch].
-    dense: a core whose mask covers at least this fraction of its box is not split.
+    context: the most known image kept around a core; each grid cell uses
+        ``context_for(thickness of its holes)`` in [min_context, context] pixels (fewer only
+        at the image border), so thin scratches get narrow bands, blotches get full context.
+    dense: a core whose mask covers at least this fraction of its box is not split further;
+        sparse cores are split down to ``2 * min_context`` (the side that minimises window
+        area per unit length of a thin scratch). Each core then gets the context its own
+        holes need (``context_for``).
+    quantum: window sides are rounded up to a multiple of this (few shapes batch better).
     Returns windows in a deterministic order (row-major by grid cell, then quadtree order).
     """
     if mask.ndim != 2:
@@ -107,16 +139,22 @@ def plan_windows(
     mask = mask.astype(bool, copy=False)
     H, W = mask.shape
     core_side = max(16, window - 2 * context)
-    if min_core is None:
-        min_core = max(16, 2 * context)
-    min_core = min(min_core, core_side)
-    cores: list[Box] = []
-    for cell in occupied_cells(mask, core_side):
-        _refine(mask, cell, min_core, dense, cores)
+    min_context = min(min_context, context)
     out = []
-    for (y0, x0, y1, x1) in cores:
-        box = (max(0, y0 - context), max(0, x0 - context), min(H, y1 + context), min(W, x1 + context))
-        out.append(Window(box=box, core=(y0, x0, y1, x1)))
+    min_core = min(core_side, 2 * min_context)
+    for cell in occupied_cells(mask, core_side):
+        cores: list[Box] = []
+        _refine(mask, cell, min_core, dense, cores)
+        for (cy0, cx0, cy1, cx1) in cores:
+            t = hole_thickness(mask[cy0:cy1, cx0:cx1])
+            c = context_for(t, context, min_context)
+            # sides rounded up to a multiple of ``quantum`` (centred, kept inside the image):
+            # few distinct shapes, so windows batch together, at little extra area
+            hs = min(window, -(-(cy1 - cy0 + 2 * c) // quantum) * quantum)
+            ws = min(window, -(-(cx1 - cx0 + 2 * c) // quantum) * quantum)
+            by0, by1 = _fit(cy0, cy1, hs, H)
+            bx0, bx1 = _fit(cx0, cx1, ws, W)
+            out.append(Window(box=(by0, bx0, by1, bx1), core=(cy0, cx0, cy1, cx1)))
     return out
 
 
