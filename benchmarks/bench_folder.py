@@ -172,6 +172,15 @@ def phase_learned(scans: Path, masks: Path, out: Path, workers: int, model: str,
 PHASES = {"floor": phase_floor, "telea": phase_telea, "learned": phase_learned}
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM), in MB. (ru_maxrss would include the parent's
+    peak: Linux carries it across fork+exec.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def run_phase_child(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.exists():
@@ -180,7 +189,7 @@ def run_phase_child(args: argparse.Namespace) -> None:
     t = time.perf_counter()
     res = PHASES[args.phase](Path(args.scans), Path(args.masks), out, args.workers, model=args.model, device=args.device)
     res["seconds"] = time.perf_counter() - t
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    res["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(res), flush=True)
 
 

@@ -119,7 +119,7 @@ def plan_windows(
     context: int = 48,
     min_context: int = 16,
     dense: float = 0.25,
-    quantum: int = 16,
+    quantum: int = 8,
 ) -> list[Window]:
     """Plan model windows covering every True pixel of ``mask``.
 
