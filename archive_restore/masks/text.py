@@ -17,7 +17,7 @@ import numpy as np
 @dataclass(frozen=True)
 class TextParams:
     stamp_floor: float = 60.0       # orangeness top-hat, grey levels
-    caption_floor: float = 70.0     # luma top-hat of neutral strokes, grey levels
+    caption_floor: float = 80.0     # luma top-hat of neutral strokes, grey levels
     stroke: int = 15                # top-hat size: strokes thinner than this
     min_row_width: int = 30         # px: a text row is at least this wide
     min_row_aspect: float = 2.0     # width / height of a text row
@@ -51,6 +51,6 @@ def detect_text(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: Text
     neutral = chroma < 40
     bright = cv2.morphologyEx(lum, cv2.MORPH_TOPHAT, k)
     dark = cv2.morphologyEx(lum, cv2.MORPH_BLACKHAT, k)
-    cap = neutral & (((bright > p.caption_floor * factor) & (lum > 170)) | ((dark > p.caption_floor * factor) & (lum < 80)))
+    cap = neutral & (((bright > p.caption_floor * factor) & (lum > 200)) | ((dark > p.caption_floor * factor) & (lum < 50)))
     out |= _rows(cap, p, join=11)
     return out
