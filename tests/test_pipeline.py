@@ -381,3 +381,30 @@ def test_sigint_finishes_in_flight_images_and_exits_130(tmp_path):
     assert all(r["status"] in ("restored", "unchanged") for r in recs.values())
     assert not list(out.rglob(f"*{aio.TEMP_MARK}*"))
     _check_outputs_whole(out)
+
+
+def test_cli_device_cuda_without_cuda_fails_clearly(tmp_path):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has a CUDA provider")
+    from archive_restore.cli import app
+
+    inp, masks = tmp_path / "scans", tmp_path / "masks"
+    make_archive(inp, masks)
+    model = write_tiny_onnx(tmp_path / "model")
+    res = CliRunner().invoke(app, ["folder", str(inp), "--out", str(tmp_path / "o"), "--masks", str(masks), "--model", str(model), "--device", "cuda"])
+    assert res.exit_code == 1
+    assert "cuda" in res.output.lower() and "error:" in res.output
+    assert not (tmp_path / "o" / "manifest.jsonl").exists()
+
+
+def test_cli_refuses_both_onnxruntime_distributions(tmp_path, monkeypatch):
+    from archive_restore.cli import app
+    from archive_restore.runtime import session as session_mod
+
+    monkeypatch.setattr(session_mod.metadata, "version", lambda dist: "1.0")  # both "installed"
+    inp, masks = tmp_path / "scans", tmp_path / "masks"
+    make_archive(inp, masks)
+    res = CliRunner().invoke(app, ["folder", str(inp), "--out", str(tmp_path / "o"), "--masks", str(masks)])
+    assert res.exit_code == 1 and "onnxruntime-gpu" in res.output
