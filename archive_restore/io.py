@@ -22,9 +22,10 @@ Policies (documented contract):
 - JPEG: re-encoded with the source's own quantization tables and chroma subsampling (and
   progressive flag); a JPEG without readable tables is written at ``jpeg_quality`` (>= 95).
 - WebP is always written lossless (pixels outside the mask stay exactly as decoded).
-- 16-bit colour TIFF is written by OpenCV: pixels and DPI are kept, but OpenCV cannot
-  write TIFF ICC/EXIF tags, so ``write_image`` refuses such a file when it carries an ICC
-  profile or EXIF (clear error) instead of silently dropping them.
+- 16-bit colour: PNG is encoded by OpenCV with its ICC/EXIF chunks (pHYs added for DPI);
+  TIFF is written by a small baseline writer here (one uncompressed strip, ICC, DPI,
+  descriptive tags and EXIF/GPS sub-IFDs kept), since Pillow cannot hold 16-bit colour. The
+  restored TIFF may therefore be larger than an LZW/deflate-compressed source.
 - Decompression bombs: images above ``max_pixels`` fail before their pixels are decoded.
 """
 
@@ -230,7 +231,9 @@ def _decode(im: Image.Image, path: Path, max_pixels: int, jpeg_quality: int) -> 
         scan_kwargs["progressive"] = bool(info.get("progressive") or info.get("progression"))
     if fmt == "TIFF":
         scan_kwargs["tiff_compression"] = info.get("compression")
-    upright = False  # Pillow's TIFF loader transposes orientation itself on load
+    # Both Pillow's and OpenCV's TIFF decoders apply the orientation tag themselves
+    # (OpenCV even with IMREAD_UNCHANGED); PNG/JPEG/WebP pixels come as stored.
+    upright = fmt == "TIFF"
     try:
         if is16:
             if fmt not in ("PNG", "TIFF"):
@@ -240,7 +243,6 @@ def _decode(im: Image.Image, path: Path, max_pixels: int, jpeg_quality: int) -> 
             depth = 16
         else:
             im.load()
-            upright = fmt == "TIFF"
             if mode == "L":
                 pixels, depth = np.asarray(im, dtype=np.uint8)[..., None], 8
             elif mode.startswith("I;16"):
@@ -430,22 +432,62 @@ def _write_16bit_colour(path: Path, pixels: np.ndarray, like: Scan, exif: Option
             data = data[:33] + phys + data[33:]  # right after the 8-byte signature + IHDR chunk
         write_bytes_atomic(path, data)
         return
-    # TIFF
-    if like.icc_profile or exif:
-        raise ImageError("16-bit colour TIFF with an ICC profile or EXIF cannot be written without losing them (not supported yet)")
-    params = [cv2.IMWRITE_TIFF_COMPRESSION, cv2.IMWRITE_TIFF_COMPRESSION_LZW]
+    _write_tiff_16bit_colour(path, pixels, like, exif)
+
+
+def _write_tiff_16bit_colour(path: Path, pixels: np.ndarray, like: Scan, exif: Optional[bytes]) -> None:
+    """Baseline little-endian TIFF, one uncompressed strip of 16-bit RGB(A), with the ICC
+    profile, DPI, the descriptive tags and the EXIF/GPS sub-IFDs carried over. (Pillow cannot
+    hold 16-bit colour and OpenCV cannot write TIFF ICC/EXIF, so the IFD is built here with
+    Pillow's own TIFF directory writer.)"""
+    import io as _io
+
+    from PIL import TiffImagePlugin
+
+    h, w, c = pixels.shape
+    data = np.ascontiguousarray(pixels, dtype="<u2")
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+    if exif:
+        src = Image.Exif()
+        src.load(exif)
+        for tag in _TIFF_DESCRIPTIVE_TAGS:
+            if tag in src:
+                ifd[tag] = src[tag]
+        for sub_tag in (EXIF_IFD_TAG, 0x8825):  # EXIF and GPS sub-directories
+            sub = src.get_ifd(sub_tag)
+            if sub:
+                ifd[sub_tag] = dict(sub)
+    ifd[256], ifd[257] = w, h
+    ifd[258] = (16,) * c
+    ifd[259] = 1  # uncompressed
+    ifd[262] = 2  # RGB
+    ifd[273] = 0  # strip offset: Pillow adds the directory's end when saving
+    ifd[277] = c
+    ifd[278] = h
+    ifd[279] = data.nbytes
+    ifd[284] = 1
+    if c == 4:
+        ifd[338] = 2  # unassociated alpha
     if like.dpi:
-        params += [cv2.IMWRITE_TIFF_RESUNIT, 2, cv2.IMWRITE_TIFF_XDPI, int(round(like.dpi[0])), cv2.IMWRITE_TIFF_YDPI, int(round(like.dpi[1]))]
-    ok, buf = cv2.imencode(".tif", bgr, params)
-    if not ok:
-        raise ImageError("cannot encode 16-bit colour TIFF")
-    write_bytes_atomic(path, buf.tobytes())
+        ifd[282], ifd[283], ifd[296] = float(like.dpi[0]), float(like.dpi[1]), 2
+    if like.icc_profile:
+        ifd[34675] = like.icc_profile
+    head = _io.BytesIO()
+    head.write(b"II*\x00" + (8).to_bytes(4, "little"))
+    ifd.save(head)
+    try:
+        with _AtomicFile(path) as f:
+            f.write(head.getvalue())
+            f.write(memoryview(data).cast("B"))
+    except (OSError, ValueError, TypeError) as exc:
+        raise ImageError(f"cannot write 16-bit colour TIFF: {_one_line(exc)}") from exc
 
 
 def check_writable(like: Scan) -> None:
-    """Raise ``ImageError`` now if ``write_image`` could not write ``like`` faithfully."""
-    if like.mode in ("RGB;16", "RGBA;16") and like.format == "TIFF" and (like.icc_profile or like.exif):
-        raise ImageError("16-bit colour TIFF with an ICC profile or EXIF cannot be written without losing them (not supported yet)")
+    """Raise ``ImageError`` now if ``write_image`` could not write ``like`` faithfully.
+    (Every mode ``read_scan`` accepts is writable today; kept as the single place to say so.)"""
+    if like.format not in _WRITABLE_FORMATS:
+        raise ImageError(f"cannot write format {like.format}")
 
 
 # ----------------------------------------------------------------------------- pixels <-> model

@@ -111,16 +111,33 @@ def test_16bit_colour_png_keeps_icc_exif_dpi(tmp_path):
     assert Image.open(tmp_path / "o.png").getexif().get(0x010F) == "ScanCo"
 
 
-def test_16bit_colour_tiff_with_icc_refused_not_silently_dropped(tmp_path):
-    src = tmp_path / "c.tif"
-    make_image(src, "TIFF", "RGB;16")
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16bit_colour_tiff_keeps_icc_exif_dpi_and_orientation(tmp_path, channels):
+    from PIL import TiffImagePlugin
+
+    rng = np.random.default_rng(7)
+    stored = rng.integers(0, 65535, (9, 14, channels), dtype=np.uint16, endpoint=True)
+    # a 16-bit colour TIFF with ICC, DPI, Make, orientation 6 and an EXIF sub-IFD
+    scan0 = aio.Scan(pixels=stored, format="TIFF", mode="RGBA;16" if channels == 4 else "RGB;16", bit_depth=16, icc_profile=ICC, dpi=(1200.0, 1200.0))
+    ex = Image.Exif()
+    ex[0x010F] = "ScanCo"
+    ex[0x0112] = 6
+    ex[0x8769] = {0x9003: "1931:05:04 10:00:00"}
+    scan0.exif = ex.tobytes()
+    src = tmp_path / "s.tif"
+    aio._write_tiff_16bit_colour(src, stored, scan0, scan0.exif)  # orientation 6 stays in the file
     scan = aio.read_scan(src)
-    scan.icc_profile = ICC
-    with pytest.raises(aio.ImageError, match="16-bit colour TIFF"):
-        aio.check_writable(scan)
-    with pytest.raises(aio.ImageError):
-        aio.write_image(tmp_path / "o.tif", scan.pixels, scan)
-    assert not (tmp_path / "o.tif").exists()
+    assert scan.mode == scan0.mode and scan.orientation == 6
+    assert (scan.pixels == np.rot90(stored, k=-1)).all()  # made upright on read
+    out = tmp_path / "o.tif"
+    aio.write_image(out, scan.pixels, scan)
+    back = aio.read_scan(out)
+    assert back.mode == scan0.mode and back.orientation == 1 and (back.pixels == scan.pixels).all()
+    assert back.icc_profile == ICC and back.dpi == (1200.0, 1200.0)
+    with Image.open(out) as im:
+        assert im.getexif()[0x010F] == "ScanCo"
+        assert im.getexif().get_ifd(0x8769)[0x9003] == "1931:05:04 10:00:00"
+    assert isinstance(TiffImagePlugin.ImageFileDirectory_v2, type)
 
 
 @pytest.mark.parametrize("fmt,ext", [("JPEG", ".jpg"), ("PNG", ".png"), ("TIFF", ".tif"), ("WEBP", ".webp")])
