@@ -17,7 +17,7 @@ their own dtype; only windows are converted to float.
 
 Policies:
 - Files are visited in sorted order, recursively; extensions .jpg .jpeg .png .tif .tiff
-  .bmp .webp, any case. Directory symlinks are not followed; a file symlink whose target
+  .bmp .webp, any case. A MASK_DIR inside INPUT_DIR is not walked (it holds masks). Directory symlinks are not followed; a file symlink whose target
   is outside INPUT_DIR fails ("symlink points outside the input folder").
 - User masks: ``MASK_DIR/<relative path with its extension replaced by .png>``; nonzero =
   fill; applied to the upright image. A MISSING user mask means "nothing to fill by hand"
@@ -136,15 +136,17 @@ def default_out_dir(input_dir: Path) -> Path:
     return inp.with_name(inp.name + "_restored")
 
 
-def list_inputs(input_dir: Path) -> list[tuple[str, Path, Optional[str]]]:
+def list_inputs(input_dir: Path, exclude: Sequence[Path] = ()) -> list[tuple[str, Path, Optional[str]]]:
     """Image files under ``input_dir`` (sorted, recursive) as (relative POSIX path, path, error).
 
     error is set for files that must fail without being read (escaping symlinks, non-files).
+    exclude: folders not walked (a MASK_DIR kept inside INPUT_DIR holds masks, not scans).
     """
     root = Path(input_dir).resolve()
+    skip = {Path(e).resolve() for e in exclude}
     found: list[tuple[str, Path, Optional[str]]] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if (Path(dirpath) / d) not in skip)
         for name in sorted(filenames):
             if os.path.splitext(name)[1].lower() not in aio.IMAGE_EXTENSIONS:
                 continue
@@ -292,7 +294,7 @@ def restore_folder(
     remove_stale_temps(out)
     manifest_path = out / MANIFEST_NAME
     previous = {} if force else read_manifest(manifest_path)
-    tasks = list_inputs(inp)
+    tasks = list_inputs(inp, exclude=[mdir] if mdir is not None else [])
     summary = Summary(input_dir=inp, out_dir=out, manifest=manifest_path, total=len(tasks))
     summary.provider, summary.model_id, summary.model_name = session.provider, session.model_id, session.model_name
     base_settings = {

@@ -408,3 +408,11 @@ def test_cli_refuses_both_onnxruntime_distributions(tmp_path, monkeypatch):
     make_archive(inp, masks)
     res = CliRunner().invoke(app, ["folder", str(inp), "--out", str(tmp_path / "o"), "--masks", str(masks)])
     assert res.exit_code == 1 and "onnxruntime-gpu" in res.output
+
+
+def test_masks_dir_inside_input_is_not_restored_as_scans(tmp_path):
+    inp = tmp_path / "scans"
+    items = make_archive(inp, inp / "_masks")
+    summary = pipeline.restore_folder(inp, tmp_path / "out", masks_dir=inp / "_masks", session=FakeSession(), handle_sigint=False)
+    assert sorted(last_records(tmp_path / "out")) == sorted(items)
+    assert summary.total == len(items)
