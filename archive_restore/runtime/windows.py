@@ -5,9 +5,9 @@ Owns how an image of any size is cut into model-sized windows around its mask:
 - ``plan_windows(mask, window, context)`` -> ``list[Window]``. The image is divided into a
   grid of *core* tiles of side ``window - 2*context``; only tiles holding mask pixels are
   kept, and each is shrunk to the tight bounding box of its mask pixels. A core whose mask
-  is sparse (a thin diagonal scratch, a few dust specks) is split in quarters recursively,
-  down to twice ``min_context``, so long diagonal scratches are followed by a chain of
-  small windows along the scratch rather than covered by one giant box. Each window's
+  is sparse (a thin slanted scratch, a few dust specks) is split in halves or quarters
+  wherever that lowers the model's pixel count, down to twice ``min_context``, so long
+  scratches are followed by a chain of narrow windows rather than covered by one giant box. Each window's
   ``box`` holds its core plus a margin of known image on every side (clipped to the image):
   ``context`` pixels for wide holes, down to ``min_context`` for thin scratches (the margin
   scales with the hole's width), so no window is larger than ``window`` x ``window``.
@@ -51,25 +51,46 @@ def _tight_bbox(mask: np.ndarray, y0: int, x0: int, y1: int, x1: int) -> Box | N
     return (y0 + int(rows[0]), x0 + int(cols[0]), y0 + int(rows[-1]) + 1, x0 + int(cols[-1]) + 1)
 
 
-def _refine(mask: np.ndarray, cell: Box, min_core: int, dense: float, out: list[Box]) -> None:
-    """Append to ``out`` disjoint tight cores covering the mask pixels of ``cell``."""
+def _cost(boxes: list[Box], c: int, overhead: int) -> int:
+    """Model pixels for windows around ``boxes`` with context ``c``, plus a per-window overhead."""
+    return sum((y1 - y0 + 2 * c) * (x1 - x0 + 2 * c) + overhead for (y0, x0, y1, x1) in boxes)
+
+
+def _split(bb: Box, rows: bool, cols: bool) -> list[Box]:
+    y0, x0, y1, x1 = bb
+    ys = [y0, (y0 + y1) // 2, y1] if rows else [y0, y1]
+    xs = [x0, (x0 + x1) // 2, x1] if cols else [x0, x1]
+    return [(ys[i], xs[j], ys[i + 1], xs[j + 1]) for i in range(len(ys) - 1) for j in range(len(xs) - 1)]
+
+
+def _refine(mask: np.ndarray, cell: Box, min_core: int, c: int, overhead: int, out: list[Box]) -> None:
+    """Append to ``out`` disjoint tight cores covering the mask pixels of ``cell``.
+
+    Greedy: a core is split (in halves across its long side, or in quarters) only when the
+    children's windows cost fewer model pixels than its own. A slanted scratch thus becomes
+    a chain of long narrow bands, a diagonal one a staircase of small squares, a blotch one box.
+    """
     bb = _tight_bbox(mask, *cell)
     if bb is None:
         return
     y0, x0, y1, x1 = bb
     h, w = y1 - y0, x1 - x0
-    if min(h, w) <= min_core:  # already a narrow band (a near-straight scratch): keep whole
+    if max(h, w) <= min_core:
         out.append(bb)
         return
-    count = int(np.count_nonzero(mask[y0:y1, x0:x1]))
-    if count >= dense * h * w:
+    best, best_cost = None, _cost([bb], c, overhead)
+    for rows, cols in ((h > min_core, False), (False, w > min_core), (h > min_core, w > min_core)):
+        if not (rows or cols):
+            continue
+        kids = [k for k in (_tight_bbox(mask, *part) for part in _split(bb, rows, cols)) if k is not None]
+        cost = _cost(kids, c, overhead)
+        if cost < best_cost:
+            best, best_cost = kids, cost
+    if best is None:
         out.append(bb)
         return
-    ys = [y0, y0 + h // 2, y1] if h > min_core else [y0, y1]
-    xs = [x0, x0 + w // 2, x1] if w > min_core else [x0, x1]
-    for i in range(len(ys) - 1):
-        for j in range(len(xs) - 1):
-            _refine(mask, (ys[i], xs[j], ys[i + 1], xs[j + 1]), min_core, dense, out)
+    for kid in best:
+        _refine(mask, kid, min_core, c, overhead, out)
 
 
 def occupied_cells(mask: np.ndarray, cell: int) -> list[Box]:
@@ -118,8 +139,8 @@ def plan_windows(
     window: int = 512,
     context: int = 48,
     min_context: int = 16,
-    dense: float = 0.25,
     quantum: int = 8,
+    overhead: int = 1024,
 ) -> list[Window]:
     """Plan model windows covering every True pixel of ``mask``.
 
@@ -127,10 +148,10 @@ def plan_windows(
     context: the most known image kept around a core; each grid cell uses
         ``context_for(thickness of its holes)`` in [min_context, context] pixels (fewer only
         at the image border), so thin scratches get narrow bands, blotches get full context.
-    dense: a core whose mask covers at least this fraction of its box is not split further;
-        sparse cores are split down to ``2 * min_context`` (the side that minimises window
-        area per unit length of a thin scratch). Each core then gets the context its own
-        holes need (``context_for``).
+    Cores are split (down to ``2 * min_context``, the side that minimises window area per
+        unit length of a diagonal scratch) only where that lowers the model pixels; each
+        core then gets the context its own holes need (``context_for``).
+    overhead: model-pixel cost charged per window when deciding splits (per-call work).
     quantum: window sides are rounded up to a multiple of this (few shapes batch better).
     Returns windows in a deterministic order (row-major by grid cell, then quadtree order).
     """
@@ -144,7 +165,7 @@ def plan_windows(
     min_core = min(core_side, 2 * min_context)
     for cell in occupied_cells(mask, core_side):
         cores: list[Box] = []
-        _refine(mask, cell, min_core, dense, cores)
+        _refine(mask, cell, min_core, min_context, overhead, cores)
         for (cy0, cx0, cy1, cx1) in cores:
             t = hole_thickness(mask[cy0:cy1, cx0:cx1])
             c = context_for(t, context, min_context)
