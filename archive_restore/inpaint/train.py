@@ -168,7 +168,7 @@ class Trainer:
             d_loss = L.d_hinge(real_logits.float(), fake_logits.float())
             d_loss.backward()
             self.opt_d.step()
-            logs["d"] = float(d_loss)
+            logs["d"] = float(d_loss.detach())
         loss_terms = {
             "hole_l1": c.w_hole_l1 * L.hole_l1(out, target, mask),
             "whole_l1": c.w_valid_l1 * L.whole_l1(out, target),
