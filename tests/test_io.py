@@ -245,3 +245,16 @@ def test_user_mask_reading(tmp_path):
     assert got.dtype == bool and got.sum() == 12 and got[2, 3]
     with pytest.raises(aio.ImageError, match="12x10"):
         aio.read_mask(tmp_path / "m.png", (12, 10))
+
+
+def test_16bit_colour_png_orientation_applied_once(tmp_path):
+    rng = np.random.default_rng(11)
+    stored = rng.integers(0, 65535, (9, 14, 3), dtype=np.uint16, endpoint=True)
+    scan0 = aio.Scan(pixels=stored, format="PNG", mode="RGB;16", bit_depth=16, exif=exif_bytes(8))
+    src = tmp_path / "s.png"
+    aio._write_16bit_colour(src, stored, scan0, scan0.exif)  # stored as-is, orientation 8 in EXIF
+    scan = aio.read_scan(src)
+    assert scan.orientation == 8 and (scan.pixels == np.rot90(stored, k=1)).all()
+    aio.write_image(tmp_path / "o.png", scan.pixels, scan)
+    back = aio.read_scan(tmp_path / "o.png")
+    assert back.orientation == 1 and (back.pixels == scan.pixels).all()
