@@ -171,6 +171,11 @@ def build_one(asset_dir: Path, key: str, src: Sources) -> dict[str, Any]:
     except (OSError, ValueError):
         pass
     meta = {"v": ASSET_VERSION, "b": False, "a": False, "m": False, "w": 0, "h": 0, "errors": {}}
+    roles = (("before", src.before), ("after", src.after), ("mask", src.mask))
+    if not any(p is not None and p.is_file() for _, p in roles):
+        # Nothing to decode: no sidecar, so a file appearing later is picked up (its stat changes the key anyway).
+        meta["errors"] = {role: "file not found" for role, p in roles if p is not None}
+        return meta
     size: tuple[int, int] | None = None
     for role, path, flag in (("after", src.after, "a"), ("before", src.before, "b")):
         if path is None:
