@@ -67,8 +67,9 @@ def _input_path(entry: Entry) -> Path | None:
 
 
 def _rel_link(target: Path, out_dir: Path) -> str | None:
+    """URL-escaped relative href from out_dir to target, ending in "/" (a folder prefix)."""
     try:
-        return _href(Path(os.path.relpath(target, out_dir)).as_posix())
+        return _href(Path(os.path.relpath(target, out_dir)).as_posix()).rstrip("/") + "/"
     except ValueError:  # e.g. another drive on Windows: no relative path exists
         return None
 
@@ -78,7 +79,7 @@ def _share_raw(records: list[dict[str, Any]]) -> tuple[list[Any], list[list[str]
     records so 5,000 copies cost one. Returns (shared values, key orders, per record
     (own values, {key: shared index}, order index)); report.js rebuilds the exact record."""
     dumped = [{k: json.dumps(v, sort_keys=True) for k, v in r.items()} for r in records]
-    counts: Counter[str] = Counter(d for rec in dumped for d in rec.values() if len(d) > 24)
+    counts: Counter[str] = Counter(d for rec in dumped for d in rec.values() if len(d) > 12)
     shared: list[Any] = []
     shared_idx: dict[str, int] = {}
     orders: list[list[str]] = []
@@ -89,7 +90,7 @@ def _share_raw(records: list[dict[str, Any]]) -> tuple[list[Any], list[list[str]
         refs: dict[str, int] = {}
         for k, v in rec.items():
             d = dm[k]
-            if len(d) > 24 and counts[d] > 1:
+            if len(d) > 12 and counts[d] > 1:
                 if d not in shared_idx:
                     shared_idx[d] = len(shared)
                     shared.append(v)
@@ -111,7 +112,9 @@ def build_data(out_dir: Path, workers: int | None = None) -> dict[str, Any]:
     entries = [normalise(r) for r in read.records]
     out_abs = out_dir.resolve()
     jobs = []
-    links = []
+    links: list[tuple[str, int | None]] = []
+    roots: list[str] = []
+    root_idx: dict[str, int] = {}
     out_exists: list[bool | None] = []
     for e in entries:
         inp = _input_path(e)
@@ -123,11 +126,18 @@ def build_data(out_dir: Path, workers: int | None = None) -> dict[str, Any]:
             after_sha=e.raw.get("output_sha256") if isinstance(e.raw.get("output_sha256"), str) else None,
         )
         jobs.append((_assets.asset_key(src), src))
-        links.append([
-            _rel_link(inp, out_abs) if inp else None,
-            _href(e.output) if e.output else None,
-            _href(e.mask) if e.mask else None,
-        ])
+        # Links are rebuilt in report.js from the raw paths; here we decide which are safe to
+        # offer, and the href prefix from out_dir to each input root (stored once per root).
+        flags = ""
+        if inp is not None:
+            prefix = _rel_link(Path(e.raw["input_root"]), out_abs)
+            if prefix is not None:
+                if prefix not in root_idx:
+                    root_idx[prefix] = len(roots)
+                    roots.append(prefix)
+                flags += "i"
+        flags += ("o" if e.output else "") + ("m" if e.mask else "")
+        links.append((flags, root_idx.get(prefix) if "i" in flags else None))
         out_exists.append(outp.is_file() if outp else None)
     metas = _assets.build_all(out_dir, jobs, workers=workers)
     for e, exists, meta in zip(entries, out_exists, metas):
@@ -138,10 +148,14 @@ def build_data(out_dir: Path, workers: int | None = None) -> dict[str, Any]:
     for e, (key, _), meta, link, (own, refs, oi) in zip(entries, jobs, metas, links, raws):
         flags = "".join(f for f in "bam" if meta.get(f))
         item: dict[str, Any] = {
-            "n": e.input, "s": e.status, "f": None if e.masked_fraction is None else round(e.masked_fraction, 6),
+            "s": e.status, "f": None if e.masked_fraction is None else round(e.masked_fraction, 6),
             "k": e.kind_pixels, "t": e.total_s, "w": e.width, "h": e.height, "r": e.review,
-            "l": link, "x": own, "xs": refs, "xo": oi,
+            "x": own, "xs": refs, "xo": oi,
         }
+        if link[0]:
+            item["l"] = link[0]
+        if link[1] is not None:
+            item["ri"] = link[1]
         if e.error:
             item["e"] = e.error
         if flags:
@@ -156,7 +170,7 @@ def build_data(out_dir: Path, workers: int | None = None) -> dict[str, Any]:
         "version": 1, "summary": summary, "statuses": list(STATUSES), "known_kinds": list(DAMAGE_KINDS),
         "review_rule": REVIEW_RULE_TEXT, "asset_dir": _assets.ASSET_DIR,
         "grid_side": _assets.GRID_SIDE, "view_side": _assets.VIEW_SIDE,
-        "shared": shared, "orders": orders, "items": items,
+        "roots": roots, "shared": shared, "orders": orders, "items": items,
     }
 
 

@@ -2,7 +2,7 @@
  * viewer from the JSON data blob in #report-data. Owns all page behaviour.
  * Safety rule: data from the manifest only ever reaches the DOM through textContent,
  * attribute setters of known-safe values (asset URLs built from hex keys, URL-escaped
- * relative hrefs), never through innerHTML or friends. */
+ * relative hrefs); nothing is ever parsed as HTML. */
 (function () {
   "use strict";
   var D = JSON.parse(document.getElementById("report-data").textContent);
@@ -33,11 +33,21 @@
     var o = {}, order = D.orders[it.xo] || [];
     for (var i = 0; i < order.length; i++) {
       var k = order[i];
-      var v = hasOwn.call(it.xs, k) ? D.shared[it.xs[k]] : it.x[k];
+      var v = rawField(it, k);
       Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
     }
     return o;
   }
+  function enc(path) { return String(path).split("/").map(encodeURIComponent).join("/"); }
+  function rawField(it, k) { return hasOwn.call(it.xs, k) ? D.shared[it.xs[k]] : it.x[k]; }
+  function links(it) {
+    // Python vetted the paths (relative, no ".."); flags say which are offered.
+    var f = it.l || "";
+    return [f.indexOf("i") >= 0 ? D.roots[it.ri] + enc(rawField(it, "input")) : null,
+            f.indexOf("o") >= 0 ? enc(rawField(it, "output")) : null,
+            f.indexOf("m") >= 0 ? enc(rawField(it, "mask")) : null];
+  }
+  ITEMS.forEach(function (it) { it.n = String(rawField(it, "input")); });
   function kindSum(it, kind) {
     if (kind) return hasOwn.call(it.k, kind) ? it.k[kind] : 0;
     var s = 0; for (var k in it.k) if (hasOwn.call(it.k, k)) s += it.k[k]; return s;
@@ -378,9 +388,9 @@
     if (it.ae) Object.keys(it.ae).forEach(function (k) { row(dl, "preview " + k, it.ae[k]); });
     side.appendChild(dl);
     side.appendChild(el("h3", null, "Full-size files"));
-    var links = el("div", "links");
-    link(links, "input (original scan)", it.l[0]); link(links, "output (restored)", it.l[1]); link(links, "mask", it.l[2]);
-    side.appendChild(links);
+    var box = el("div", "links"), ls = links(it);
+    link(box, "input (original scan)", ls[0]); link(box, "output (restored)", ls[1]); link(box, "mask", ls[2]);
+    side.appendChild(box);
     side.appendChild(el("h3", null, "Manifest record"));
     side.appendChild(el("pre", "raw", JSON.stringify(raw, null, 2)));
   }
