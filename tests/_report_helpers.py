@@ -26,7 +26,7 @@ def sepia_scene(w: int, h: int, seed: int) -> np.ndarray:
         ridge = h * (0.45 + 0.15 * k) + 0.06 * h * np.sin(x / w * (3 + 2 * k) * np.pi + rng.uniform(0, 6))
         lum = np.where(y > ridge, shade + 0.1 * (y - ridge) / h, lum)
     lum = lum * (1 - 0.35 * (((x / w - 0.5) ** 2 + (y / h - 0.5) ** 2) * 2))  # vignette
-    lum = np.clip(lum + rng.normal(0, 0.025, lum.shape), 0, 1)
+    lum = np.clip(lum + rng.normal(0, 0.012, lum.shape), 0, 1)
     rgb = np.stack([lum * 255, lum * 220 + 12, lum * 170 + 20], -1)
     return np.clip(rgb, 0, 255).astype(np.uint8)
 

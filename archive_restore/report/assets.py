@@ -32,7 +32,7 @@ ASSET_VERSION = "1"  # bump when the rendering of assets changes
 GRID_SIDE = 512
 VIEW_SIDE = 1600
 MASK_RGB = (255, 0, 170)  # overlay colour: magenta reads on both colour and grey scans
-MASK_ALPHA = 165  # 0..255 for any covered preview pixel (thin scratches stay visible)
+MASK_ALPHA = 140  # 0..255 for any covered preview pixel (thin scratches stay visible)
 _SUFFIXES = ("b512.jpg", "b1600.jpg", "a512.jpg", "a1600.jpg", "m512.png", "m1600.png", "json")
 
 
