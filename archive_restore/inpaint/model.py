@@ -20,7 +20,7 @@ Why the default ``gated_unet`` looks the way it does:
   predicts a correction (near-zero-initialised head, so an untrained model equals TELEA). Every
   training step then goes to texture and structure instead of re-learning colour; the issue's
   measurement of a blank-hole U-Net (still 2-9 dB below TELEA after 30 CPU minutes) is why.
-- Widths (24, 48, 96, 128) are sized for the runtime budget: a 512x512 window in well under
+- Widths (16, 32, 64, 128) are sized for the runtime budget: a 512x512 window in well under
   0.5 s on 2 CPU cores with ONNX Runtime (see ``benchmarks/bench_generator.py``).
 - Grayscale and sepia scans: the generator works in RGB; the runtime feeds grayscale scans as
   three equal channels and averages the output back (no colour cast possible), and training

@@ -1,0 +1,1 @@
+"""ONNX Runtime side of the tool: loading exported generators and windowing images (never imports torch)."""
