@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 ASSET_DIR = "report_assets"
 ASSET_VERSION = "1"  # bump when the rendering of assets changes
@@ -69,6 +69,7 @@ def _atomic_write(path: Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a static file server may run as another user
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -133,21 +134,23 @@ def _open_preview(path: Path, side: int) -> Image.Image:
     return im
 
 
-def _mask_overlay(path: Path, size: tuple[int, int]) -> Image.Image:
-    """Mask file -> RGBA overlay of ``size``: MASK_RGB with MASK_ALPHA wherever any source
-    pixel under a preview pixel is masked (area-averaged, so 1-px scratches survive)."""
+def _mask_overlays(path: Path, sizes: list[tuple[int, int]]) -> list[Image.Image]:
+    """Mask file -> one RGBA overlay per size: MASK_RGB with MASK_ALPHA wherever any source
+    pixel under a preview pixel is masked (area-averaged, so 1-px scratches survive).
+    The file is decoded once; sizes should be given largest first."""
     with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
         if im.mode in ("I;16", "I;16L", "I;16B", "I", "F"):
-            arr = np.asarray(im) > 0
-            m = Image.fromarray((arr * 255).astype(np.uint8), "L")
+            m = Image.fromarray((np.asarray(im) > 0).astype(np.uint8) * 255, "L")
         else:
             m = im.convert("L")
-    m = m.resize(size, Image.Resampling.BOX) if m.size != size else m
-    alpha = m.point(lambda v: MASK_ALPHA if v > 0 else 0)
-    overlay = Image.new("RGBA", size, MASK_RGB + (0,))
-    overlay.putalpha(alpha)
-    return overlay
+    m = m.point(lambda v: 255 if v > 0 else 0)
+    out = []
+    for size in sizes:
+        m = m.resize(size, Image.Resampling.BOX) if m.size != size else m
+        overlay = Image.new("RGBA", size, MASK_RGB + (0,))
+        overlay.putalpha(m.point(lambda v: MASK_ALPHA if v > 0 else 0))
+        out.append(overlay)
+    return out
 
 
 def _save_jpeg(im: Image.Image, path: Path, quality: int) -> None:
@@ -197,11 +200,11 @@ def build_one(asset_dir: Path, key: str, src: Sources) -> dict[str, Any]:
         meta["w"], meta["h"] = size
     if src.mask is not None and size is not None:
         try:
-            big = _mask_overlay(src.mask, size)
-            small_size = (max(1, round(size[0] * min(1.0, GRID_SIDE / max(size)))),
-                          max(1, round(size[1] * min(1.0, GRID_SIDE / max(size)))))
+            scale = min(1.0, GRID_SIDE / max(size))
+            small_size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+            big, small = _mask_overlays(src.mask, [size, small_size])
             _save_png(big, asset_dir / f"{key}.m1600.png")
-            _save_png(_mask_overlay(src.mask, small_size), asset_dir / f"{key}.m512.png")
+            _save_png(small, asset_dir / f"{key}.m512.png")
             meta["m"] = True
         except FileNotFoundError:
             meta["errors"]["mask"] = "file not found"
