@@ -46,7 +46,8 @@ def damage(img: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str
         kinds["dust"][cy - 1:cy + 2, cx - 1:cx + 1] = True
     by, bx = rng.integers(h // 4, h // 2), rng.integers(w // 4, w // 2)
     yy, xx = np.mgrid[0:h, 0:w]
-    kinds["blotches"] |= ((yy - by) / (0.06 * h)) ** 2 + ((xx - bx) / (0.09 * w)) ** 2 < 1
+    r = 0.06 if seed % 2 == 0 else 0.03  # every other image: a blotch big enough to need review
+    kinds["blotches"] |= ((yy - by) / (r * h)) ** 2 + ((xx - bx) / (1.5 * r * w)) ** 2 < 1
     out = img.copy()
     out[kinds["scratches"]] = 245
     out[kinds["dust"]] = 20

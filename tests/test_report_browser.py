@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _report_helpers as H  # noqa: E402
 
 from archive_restore.report import render  # noqa: E402
+from archive_restore.report.records import REVIEW_RULE_TEXT  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs Debian's chromium package)")
@@ -156,6 +157,13 @@ def test_viewer_divider_mask_zoom_next_no_errors(browser, tmp_path):
     page.locator(".tile", has_text="onerror").click()
     assert page.locator("#v-name").text_content() == f"box1/{H.HOSTILE}"
     page.keyboard.press("Escape")
+    page.locator("#q").focus()
+    page.keyboard.press("Escape")  # leaves the search box; then ? opens the help with the review rule
+    page.keyboard.press("?")
+    assert page.locator("#help").is_visible()
+    assert page.locator("#help-rule").text_content() == REVIEW_RULE_TEXT
+    page.keyboard.press("Escape")
+    assert not page.locator("#help").is_visible()
     assert watch.problems == []
     page.close()
 

@@ -404,7 +404,8 @@
     var t = ev.target, tag = t && t.tagName;
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (!$("help").hidden) { if (ev.key === "Escape" || ev.key === "?") { hideHelp(); ev.preventDefault(); } return; }
-    if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA") { if (ev.key === "Escape") t.blur(); return; }
+    var typing = tag === "SELECT" || tag === "TEXTAREA" || (tag === "INPUT" && t.type !== "checkbox" && t.type !== "button");
+    if (typing) { if (ev.key === "Escape") t.blur(); return; }
     if (ev.key === "?") { showHelp(); ev.preventDefault(); return; }
     if (viewer.hidden) {
       if (ev.key === "/") { $("q").focus(); ev.preventDefault(); }
