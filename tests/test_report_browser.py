@@ -165,6 +165,14 @@ def test_viewer_divider_mask_zoom_next_no_errors(browser, tmp_path):
     page.keyboard.press("Escape")
     assert not page.locator("#help").is_visible()
     assert watch.problems == []
+
+    # the CSP really blocks remote loads: an injected remote image is refused, never requested
+    blocked = page.evaluate("""new Promise(done => {
+        document.addEventListener('securitypolicyviolation', e => done(e.blockedURI + ' ' + e.effectiveDirective));
+        const img = document.createElement('img'); img.src = 'http://127.0.0.1:9/x.png'; document.body.appendChild(img);
+        setTimeout(() => done('not blocked'), 2000); })""")
+    assert blocked == "http://127.0.0.1:9/x.png img-src"
+    assert not any(p.startswith("request") for p in watch.problems)
     page.close()
 
 

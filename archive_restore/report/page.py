@@ -110,7 +110,7 @@ def build_data(out_dir: Path, workers: int | None = None) -> dict[str, Any]:
     out_dir = Path(out_dir)
     read = read_manifest(out_dir / MANIFEST_NAME)
     entries = [normalise(r) for r in read.records]
-    out_abs = out_dir.resolve()
+    out_abs = Path(os.path.abspath(out_dir))  # lexical, like the browser resolves "../" in a URL
     jobs = []
     links: list[tuple[str, int | None]] = []
     roots: list[str] = []
@@ -184,7 +184,9 @@ def build_html(data: dict[str, Any]) -> str:
     script = _package_text("report.js")
     csp = "; ".join([
         "default-src 'none'",
-        "img-src 'self' data:",
+        # 'self' covers a static server; file: because some browsers give file:// pages an
+        # opaque origin that 'self' does not match. Neither allows a network load.
+        "img-src 'self' file: data:",
         f"style-src {_csp_hash(style)}",
         f"script-src {_csp_hash(script)}",
         "base-uri 'none'",
