@@ -79,6 +79,24 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """(w, h) scaled so the long side is at most ``side`` (never enlarged)."""
+    scale = min(1.0, side / max(size))
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def _shrink(im: Image.Image, side: int) -> Image.Image:
+    """Area-average downscale (OpenCV INTER_AREA: several times faster than Pillow's Lanczos
+    on a busy 2-core machine, and alias-free for reductions) to long side <= ``side``."""
+    size = _fit(im.size, side)
+    if size == im.size:
+        return im
+    import cv2
+
+    arr = cv2.resize(np.asarray(im), size, interpolation=cv2.INTER_AREA)
+    return Image.fromarray(arr, im.mode)
+
+
 def _to_rgb8(im: Image.Image) -> Image.Image:
     """Any Pillow mode -> 8-bit RGB for a browser preview (16-bit scaled, alpha on white)."""
     if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
@@ -93,6 +111,9 @@ def _to_rgb8(im: Image.Image) -> Image.Image:
         rgba = im.convert("RGBA")
         bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(bg, rgba).convert("RGB")
+    if im.mode == "RGB":
+        im.load()
+        return im
     return im.convert("RGB")
 
 
@@ -110,7 +131,7 @@ def _open_preview(path: Path, side: int) -> Image.Image:
             im.draft("RGB", (side, side))  # JPEG: decode at reduced scale, much faster
             orientation = im.getexif().get(0x0112, 1)
             im = _to_rgb8(im)
-        im.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        im = _shrink(im, side)
         if orientation in _TRANSPOSE:
             im = im.transpose(_TRANSPOSE[orientation])
     except FileNotFoundError:
@@ -129,8 +150,7 @@ def _open_preview(path: Path, side: int) -> Image.Image:
             arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB)
         elif arr.ndim == 3:
             arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
-        im = Image.fromarray(arr).convert("RGB")
-        im.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        im = _shrink(Image.fromarray(arr).convert("RGB"), side)
     return im
 
 
@@ -143,22 +163,26 @@ def _mask_overlays(path: Path, sizes: list[tuple[int, int]]) -> list[Image.Image
             m = Image.fromarray((np.asarray(im) > 0).astype(np.uint8) * 255, "L")
         else:
             m = im.convert("L")
-    m = m.point(lambda v: 255 if v > 0 else 0)
+    import cv2
+
+    arr = (np.asarray(m) > 0).astype(np.uint8) * 255
     out = []
-    for size in sizes:
-        m = m.resize(size, Image.Resampling.BOX) if m.size != size else m
-        overlay = Image.new("RGBA", size, MASK_RGB + (0,))
-        overlay.putalpha(m.point(lambda v: MASK_ALPHA if v > 0 else 0))
-        out.append(overlay)
+    for w, h in sizes:
+        if arr.shape[:2] != (h, w):
+            arr = cv2.resize(arr, (w, h), interpolation=cv2.INTER_AREA)
+        rgba = np.zeros((h, w, 4), np.uint8)
+        rgba[..., :3] = MASK_RGB
+        rgba[..., 3] = np.where(arr > 0, MASK_ALPHA, 0)
+        out.append(Image.fromarray(rgba, "RGBA"))
     return out
 
 
 def _save_jpeg(im: Image.Image, path: Path, quality: int) -> None:
-    _atomic_write(path, lambda fh: im.save(fh, "JPEG", quality=quality, optimize=True))
+    _atomic_write(path, lambda fh: im.save(fh, "JPEG", quality=quality))
 
 
 def _save_png(im: Image.Image, path: Path) -> None:
-    _atomic_write(path, lambda fh: im.save(fh, "PNG", optimize=False, compress_level=6))
+    _atomic_write(path, lambda fh: im.save(fh, "PNG", compress_level=3))
 
 
 def build_one(asset_dir: Path, key: str, src: Sources) -> dict[str, Any]:
@@ -185,8 +209,7 @@ def build_one(asset_dir: Path, key: str, src: Sources) -> dict[str, Any]:
             continue
         try:
             big = _open_preview(path, VIEW_SIDE)
-            small = big.copy()
-            small.thumbnail((GRID_SIDE, GRID_SIDE), Image.Resampling.LANCZOS)
+            small = _shrink(big, GRID_SIDE)
             _save_jpeg(big, asset_dir / f"{key}.{flag}1600.jpg", 85)
             _save_jpeg(small, asset_dir / f"{key}.{flag}512.jpg", 80)
             meta[flag] = True
@@ -200,9 +223,7 @@ def build_one(asset_dir: Path, key: str, src: Sources) -> dict[str, Any]:
         meta["w"], meta["h"] = size
     if src.mask is not None and size is not None:
         try:
-            scale = min(1.0, GRID_SIDE / max(size))
-            small_size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
-            big, small = _mask_overlays(src.mask, [size, small_size])
+            big, small = _mask_overlays(src.mask, [size, _fit(size, GRID_SIDE)])
             _save_png(big, asset_dir / f"{key}.m1600.png")
             _save_png(small, asset_dir / f"{key}.m512.png")
             meta["m"] = True
