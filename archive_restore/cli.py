@@ -57,6 +57,178 @@ def export_onnx_cmd(
     Console().print(table)
 
 
+@app.command("train")
+def train_cmd(
+    data_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Folder of clean photos (searched recursively).")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, samples/, metrics.jsonl.")],
+    arch: Annotated[str, typer.Option("--arch", help="Generator: gated_unet (default) or context_encoder (baseline).")] = "gated_unet",
+    size: Annotated[int, typer.Option("--size", min=32, help="Training crop side in pixels.")] = 128,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Crops per step.")] = 16,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Train until this step (total, also when resuming).")] = 20000,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from last.pth, exactly.")] = False,
+    sample_every: Annotated[int, typer.Option("--sample-every", min=1, help="Write samples/<step>.png every N steps.")] = 500,
+    ckpt_every: Annotated[int, typer.Option("--ckpt-every", min=1, help="Checkpoint every N steps.")] = 250,
+    val_dir: Annotated[Optional[Path], typer.Option("--val", exists=True, file_okay=False, help="Clean photos for validation PSNR (never trained on).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for data, masks and initialisation.")] = 0,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Data-loading processes.")] = 1,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate of both networks.")] = 2e-4,
+    adv_start: Annotated[int, typer.Option("--adv-start", min=0, help="Step at which the adversarial loss starts.")] = 1000,
+    no_bf16: Annotated[bool, typer.Option("--no-bf16", help="CPU: train in float32 instead of bf16 autocast.")] = False,
+) -> None:
+    """Train an inpainting generator with a PatchGAN discriminator; resumable and seeded.
+
+    Writes RUN_DIR/ckpt_<step>.pth, last.pth, generator.pth (export this one),
+    samples/<step>.png and metrics.jsonl. Ctrl-C saves last.pth before exiting.
+    """
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from archive_restore.config import TrainConfig
+    from archive_restore.inpaint.checkpoint import CheckpointError
+    from archive_restore.inpaint.model import default_config
+    from archive_restore.inpaint.train import Trainer
+
+    try:
+        model_cfg = default_config(arch)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    cfg = TrainConfig(size=size, batch=batch, steps=steps, sample_every=sample_every, ckpt_every=ckpt_every,
+                      val_every=sample_every, seed=seed, workers=workers, lr_g=lr, lr_d=lr, adv_start=adv_start,
+                      bf16=not no_bf16)
+    try:
+        trainer = Trainer(data_dir, out, model_cfg, cfg, device=device, resume=resume, val_dir=val_dir)
+    except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
+        fail(str(exc))
+    typer.echo(f"training {trainer.model_cfg.arch} on {trainer.dev} from step {trainer.step} to {trainer.cfg.steps}", err=True)
+    columns = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task("train", total=trainer.cfg.steps, completed=trainer.step, info="")
+        last_print = [0.0]
+
+        def on_step(step: int, logs: dict[str, float], rate: float) -> None:
+            info = f"g {logs['g']:.3f} hole_l1 {logs['hole_l1']:.3f}" + (f" d {logs['d']:.3f}" if "d" in logs else "") + f" {rate:.2f} it/s"
+            progress.update(task, completed=step, info=info)
+            if not progress.console.is_terminal and time.monotonic() - last_print[0] > 30:
+                last_print[0] = time.monotonic()
+                typer.echo(f"step {step}/{trainer.cfg.steps} {info}", err=True)
+
+        try:
+            result = trainer.run(on_step=on_step)
+        except KeyboardInterrupt:
+            fail(f"interrupted at step {trainer.step}; saved {out / 'last.pth'} (resume with --resume)", 130)
+    typer.echo(f"done: step {result['step']}, generator at {out / 'generator.pth'}")
+@app.command("masks")
+def masks_cmd(
+    input_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, help="Folder of scans (searched recursively).")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Mask folder [default: <INPUT_DIR>_masks beside the input].")] = None,
+    mask_sensitivity: Annotated[str, typer.Option("--mask-sensitivity", help="low, medium or high.")] = "medium",
+) -> None:
+    """Write automatic damage masks only (OUT/<relative path>.png, 255 = fill) for review and editing.
+
+    Edit them if needed, then run `restore folder INPUT_DIR --masks OUT`.
+    """
+    from rich.console import Console
+
+    from archive_restore.config import MaskConfig
+    from archive_restore.masks.batch import write_masks
+
+    if mask_sensitivity not in ("low", "medium", "high"):
+        fail(f"--mask-sensitivity must be low, medium or high, not {mask_sensitivity!r}")
+    src = input_dir.resolve()
+    dst = (out if out is not None else src.parent / f"{src.name}_masks").resolve()
+    if dst == src or src in dst.parents:
+        fail(f"--out {dst} is inside the input folder {src}; choose a folder outside it")
+    console = Console(stderr=True)
+    failed = done = 0
+    for job in write_masks(src, dst, MaskConfig(sensitivity=mask_sensitivity)):
+        if job.error:
+            failed += 1
+            typer.echo(f"error: {job.rel}: {job.error}", err=True)
+        else:
+            done += 1
+            console.print(f"{job.rel}: {job.flagged * 100:.2f}% flagged {job.kind_pixels}", highlight=False)
+    typer.echo(f"{done} masks written to {dst}" + (f", {failed} failed" if failed else ""))
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    clean_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, help="Folder of clean photos.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for evaluation.json.")] = Path("evaluation"),
+    kinds: Annotated[Optional[list[str]], typer.Option("--kinds", help="Damage kinds (repeat); default all.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N photos.")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="ONNX model [default: the runtime's default model].")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic damage.")] = 0,
+    mask_sensitivity: Annotated[str, typer.Option("--mask-sensitivity", help="low, medium or high.")] = "medium",
+    sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Write a contact sheet PNG (damaged | GT mask, red = false alarm | TELEA | model | original).")] = None,
+) -> None:
+    """Damage clean photos synthetically; report detection, restoration and speed per kind."""
+    import json
+
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    from archive_restore.config import MaskConfig
+    from archive_restore.damage import KINDS
+    from archive_restore.evaluate import load_model, run_evaluation
+    from archive_restore.masks.batch import list_images, read_rgb
+
+    chosen = tuple(kinds) if kinds else KINDS
+    bad = [k for k in chosen if k not in KINDS]
+    if bad:
+        fail(f"unknown kinds {bad}; choose from {list(KINDS)}")
+    if mask_sensitivity not in ("low", "medium", "high"):
+        fail(f"--mask-sensitivity must be low, medium or high, not {mask_sensitivity!r}")
+    files = list_images(clean_dir)[: limit or None]
+    if not files:
+        fail(f"no images in {clean_dir}")
+    images = []
+    for f in files:
+        try:
+            images.append((f.name, read_rgb(f)))
+        except Exception as exc:
+            typer.echo(f"error: {f}: {type(exc).__name__}: {exc}", err=True)
+    sess, why = load_model(str(model) if model else None)
+    console = Console()
+    if sess is None:
+        console.print(f"model column unavailable: {why}")
+    report, rows = run_evaluation(images, chosen, MaskConfig(sensitivity=mask_sensitivity), sess, seed, 3 if sheet else 0)
+    report["model"] = {"id": getattr(sess, "model_id", None), "provider": getattr(sess, "provider", None), "unavailable": why}
+    t = Table(title=f"detection ({len(images)} photos, {mask_sensitivity}, 2 px tolerance)")
+    for col in ("kind", "precision", "recall", "F1", "IoU", "e2e PSNR", "damaged PSNR"):
+        t.add_column(col)
+    f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    for k, r in report["kinds"].items():
+        d = r["detection"]
+        t.add_row(k, f(d["precision"]), f(d["recall"]), f(d["f1"]), f(d["iou"]), f(r["end_to_end"]["psnr"]), f(r["end_to_end"]["damaged_psnr"]))
+    console.print(t)
+    t2 = Table(title="restoration with ground-truth masks (inside the mask)")
+    for col in ("kind", "method", "PSNR", "SSIM", "texture ratio"):
+        t2.add_column(col)
+    for k, r in report["kinds"].items():
+        for m, v in r["restoration_gt_mask"].items():
+            t2.add_row(k, m, f(v["psnr"]), f(v["ssim"]), f(v["texture"]))
+    console.print(t2)
+    cf = report["clean_flagged"]
+    console.print(f"undamaged photos flagged: mean {cf['mean'] * 100:.3f}%, max {cf['max'] * 100:.3f}%, over 1%: {cf['over_1pct']}")
+    console.print("seconds per megapixel: " + ", ".join(f"{k} {v:.3f}" for k, v in report["seconds_per_mp"].items()))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evaluation.json").write_text(json.dumps(report, indent=2))
+    console.print(f"wrote {out / 'evaluation.json'}")
+    if sheet and rows:
+        from PIL import Image
+
+        w = max(r.shape[1] for r in rows)
+        rows = [np.pad(r, ((0, 4), (0, w - r.shape[1]), (0, 0))) for r in rows]
+        sheet.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.concatenate(rows, 0)).save(sheet)
+        console.print(f"wrote {sheet}")
+
+
 @app.command("report")
 def report_cmd(
     out_dir: Annotated[Path, typer.Argument(help="Output folder of `restore folder` (holds manifest.jsonl).", file_okay=False, dir_okay=True)],

@@ -87,7 +87,8 @@ class TrainConfig:
         ("centre_square", 0.05),
     )
     appearance_p: float = 0.5
-    face_weight: float = 0.35
+    source_balance: float = 0.5
+    keep_ckpts: int = 3
     seed: int = 0
     sample_every: int = 500
     ckpt_every: int = 500

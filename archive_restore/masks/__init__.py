@@ -22,5 +22,15 @@ class MaskResult:
 
 
 def detect(image: np.ndarray, cfg: MaskConfig = MaskConfig()) -> MaskResult:
-    """Find damage in ``image`` ((H, W, 3) uint8 RGB, as a viewer shows it) at native resolution."""
-    raise NotImplementedError("auto-mask detection lands with the auto-mask issue")
+    """Find damage in ``image`` ((H, W, 3) uint8 RGB, as a viewer shows it) at native resolution.
+
+    Returns the united mask grown by ``cfg.dilate`` px and the (undilated) pixel count per
+    kind. Grey scans arrive as three equal channels. Raises ValueError on bad input or config.
+    """
+    from archive_restore.masks.combine import detect_kinds, unite
+
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"detect expects (H,W,3) uint8 RGB, got {image.shape} {image.dtype}")
+    kinds = detect_kinds(image, cfg)
+    mask = unite(kinds, image.shape[:2], cfg.dilate)
+    return MaskResult(mask=mask, kind_pixels={k: int(m.sum()) for k, m in kinds.items()})

@@ -1,0 +1,55 @@
+"""Blotches, stains and tears: irregular patches of paper white (emulsion gone), brown stain or dark mould.
+
+Paper-white loss: near-white, neutral, flat pixels (low local variance) forming a patch that is
+much brighter than the ring of photo around it. Stains: brownish shift of hue inside a patch
+relative to its surroundings. Absolute floors in grey levels; patches must have a minimum area.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from archive_restore.masks._common import remove_small
+
+
+@dataclass(frozen=True)
+class BlotchParams:
+    white_floor: float = 205.0     # luma of paper white
+    max_chroma: float = 30.0
+    flat_std: float = 6.0          # local std (grey levels) inside a loss
+    ring_contrast: float = 40.0    # patch brighter than surroundings by this much
+    min_area: int = 40
+
+
+def detect_blotches(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: BlotchParams = BlotchParams()) -> np.ndarray:
+    """image: (H, W, 3) uint8 RGB; lum: luma float32. Returns (H, W) bool blotch pixels."""
+    f = image.astype(np.float32)
+    chroma = f.max(axis=2) - f.min(axis=2)
+    mean = cv2.blur(lum, (5, 5))
+    std = np.sqrt(np.clip(cv2.blur(lum * lum, (5, 5)) - mean * mean, 0, None))
+    cand = (lum > p.white_floor) & (chroma < p.max_chroma) & (std < p.flat_std * (2 - factor))
+    cand = remove_small(cand, p.min_area)
+    if not cand.any():
+        return cand
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8)
+    out = np.zeros(cand.shape, bool)
+    for i in range(1, n):
+        x, y, w, h, a = stats[i]
+        pad = max(4, int(0.5 * max(w, h)))
+        y0, y1, x0, x1 = max(0, y - pad), min(lum.shape[0], y + h + pad), max(0, x - pad), min(lum.shape[1], x + w + pad)
+        comp = lab[y0:y1, x0:x1] == i
+        ring = cv2.dilate(comp.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))) > 0
+        ring &= ~cv2.dilate(comp.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
+        if not ring.any():
+            continue
+        inside = lum[y0:y1, x0:x1][comp].mean()
+        around = np.median(lum[y0:y1, x0:x1][ring])
+        if inside - around > p.ring_contrast * factor and comp.sum() < 0.25 * lum.size:
+            # include the soft edge: dilate into pixels brighter than the surroundings
+            soft = cv2.dilate(comp.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))) > 0
+            soft &= lum[y0:y1, x0:x1] > around + 0.25 * (inside - around)
+            out[y0:y1, x0:x1] |= soft
+    return out

@@ -1,0 +1,56 @@
+"""damage.py: determinism, exact masks, every kind paints something, fast masks."""
+
+import time
+
+import numpy as np
+import pytest
+
+from archive_restore.damage import DIFF_THRESHOLD, KINDS, damage_mask, synthesize
+
+
+def _photo(h=96, w=128):
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([x * 255 // w, y * 255 // h, np.full_like(x, 120)], -1)
+    return img.astype(np.uint8)
+
+
+def test_deterministic():
+    a = synthesize(_photo(), np.random.default_rng(7))
+    b = synthesize(_photo(), np.random.default_rng(7))
+    assert np.array_equal(a.damaged, b.damaged) and np.array_equal(a.mask, b.mask)
+    c = synthesize(_photo(), np.random.default_rng(8))
+    assert not np.array_equal(a.damaged, c.damaged)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_mask_is_exactly_the_changed_pixels(kind):
+    img = _photo()
+    d = synthesize(img, np.random.default_rng(3), kinds=[kind])
+    diff = np.abs(d.damaged.astype(int) - img.astype(int)).max(axis=2)
+    assert d.mask.any(), kind
+    assert np.array_equal(d.mask, diff > DIFF_THRESHOLD)
+    assert np.array_equal(d.kind_masks[kind], d.mask)
+    assert d.damaged.dtype == np.uint8 and d.mask.dtype == bool
+
+
+def test_grey_scan_stays_grey():
+    g = _photo()[..., :1].repeat(3, axis=2)
+    d = synthesize(g, np.random.default_rng(1), kinds=list(KINDS))
+    assert np.array_equal(d.damaged[..., 0], d.damaged[..., 1])
+    assert np.array_equal(d.damaged[..., 1], d.damaged[..., 2])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_damage_mask_fast_and_deterministic(kind):
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    masks = [damage_mask((256, 256), rng, kind) for _ in range(20)]
+    assert (time.perf_counter() - t) / 20 < 0.02
+    assert all(m.shape == (256, 256) and m.dtype == bool for m in masks)
+    assert np.mean([m.mean() for m in masks]) > 0.001
+    assert np.array_equal(damage_mask((64, 80), np.random.default_rng(5), kind), damage_mask((64, 80), np.random.default_rng(5), kind))
+
+
+def test_unknown_kind_raises():
+    with pytest.raises(ValueError):
+        damage_mask((32, 32), np.random.default_rng(0), "mould")

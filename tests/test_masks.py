@@ -1,0 +1,78 @@
+"""masks.detect: each detector finds planted damage on small images and leaves a clean one alone."""
+
+import cv2
+import numpy as np
+import pytest
+
+from archive_restore.config import MaskConfig
+from archive_restore.evaluate import tolerant_scores
+from archive_restore.masks import detect
+
+
+def _clean(h=160, w=200, seed=0):
+    """A smooth photo-like image: gradients plus gentle low-frequency noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = 90 + 50 * np.sin(x / 37.0) * np.cos(y / 29.0)
+    noise = cv2.resize(rng.normal(0, 12, (h // 16, w // 16)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    g = np.clip(base + noise, 0, 255)
+    return np.stack([g, g * 0.9 + 10, g * 0.8 + 20], -1).astype(np.uint8)
+
+
+def test_clean_image_left_alone():
+    r = detect(_clean(), MaskConfig())
+    assert r.mask.mean() < 0.001
+
+
+def test_finds_scratch():
+    img = _clean()
+    cv2.line(img, (60, 0), (70, 159), (245, 245, 240), 1, cv2.LINE_AA)
+    gt = np.zeros(img.shape[:2], np.uint8)
+    cv2.line(gt, (60, 0), (70, 159), 1, 1, cv2.LINE_AA)
+    s = tolerant_scores(detect(img, MaskConfig()).mask, gt > 0)
+    assert s["tp_gt"] / (s["tp_gt"] + s["fn"]) > 0.8
+    assert s["fp"] < 0.02 * img.shape[0] * img.shape[1]
+
+
+def test_finds_dust():
+    img = _clean()
+    pts = [(30, 40), (120, 80), (170, 130)]
+    for x, y in pts:
+        cv2.circle(img, (x, y), 2, (250, 250, 250), -1, cv2.LINE_AA)
+    m = detect(img, MaskConfig()).mask
+    assert all(m[y, x] for x, y in pts)
+
+
+def test_finds_date_stamp():
+    img = _clean()
+    cv2.putText(img, "98 7 14", (100, 145), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 140, 40), 2, cv2.LINE_AA)
+    stamp = np.zeros(img.shape[:2], np.uint8)
+    cv2.putText(stamp, "98 7 14", (100, 145), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1, 2, cv2.LINE_AA)
+    r = detect(img, MaskConfig())
+    s = tolerant_scores(r.mask, stamp > 0)
+    assert s["tp_gt"] / (s["tp_gt"] + s["fn"]) > 0.6
+    assert r.kind_pixels["text"] > 0
+
+
+def test_finds_paper_white_blotch():
+    img = _clean()
+    cv2.ellipse(img, (100, 70), (14, 10), 20, 0, 360, (240, 238, 232), -1, cv2.LINE_AA)
+    m = detect(img, MaskConfig()).mask
+    assert m[70, 100] and m[70, 110]
+    assert m.mean() < 0.05
+
+
+def test_tiling_matches_whole_image():
+    img = _clean(300, 340, seed=2)
+    cv2.line(img, (10, 20), (330, 280), (20, 20, 20), 2, cv2.LINE_AA)
+    whole = detect(img, MaskConfig(tile=1024)).mask
+    tiled = detect(img, MaskConfig(tile=128, overlap=48)).mask
+    assert whole.any()
+    assert (whole != tiled).mean() < 0.002
+
+
+def test_bad_input_and_sensitivity():
+    with pytest.raises(ValueError):
+        detect(np.zeros((10, 10), np.uint8), MaskConfig())
+    with pytest.raises(ValueError):
+        detect(np.zeros((10, 10, 3), np.uint8), MaskConfig(sensitivity="extreme"))
