@@ -200,7 +200,8 @@ def summarise(entries: list[Entry], bad_lines: int, total_lines: int) -> dict[st
     times = [e.total_s for e in entries if e.total_s is not None]
     total_s = sum(times)
     finished = sorted(f for e in entries if (f := _str(e.raw.get("finished_at"))))
-    kinds = sorted({k for e in entries for k in e.kind_pixels}, key=lambda k: (k not in DAMAGE_KINDS, DAMAGE_KINDS.index(k) if k in DAMAGE_KINDS else 0, k))
+    order = {k: i for i, k in enumerate(DAMAGE_KINDS)}  # known kinds first, in schema order
+    kinds = sorted({k for e in entries for k in e.kind_pixels}, key=lambda k: (order.get(k, len(order)), k))
     return {
         "images": len(entries),
         "counts": counts,
