@@ -12,6 +12,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -143,6 +144,7 @@ def test_viewer_divider_mask_zoom_next_no_errors(browser, tmp_path):
     hrefs = page.eval_on_selector_all("#v-side a", "as => as.map(a => a.getAttribute('href'))")
     assert hrefs == ["../scans/box1/harbour.jpg", "box1/harbour.jpg", "masks/box1/harbour.jpg.png"]
     assert '"input": "box1/harbour.jpg"' in page.locator("#v-side pre.raw").text_content()
+    assert page.evaluate("location.hash") == "#box1%2Fharbour.jpg"  # shareable link to this image
 
     page.keyboard.press("]")  # a pleasant divider position for the screenshot
     page.wait_for_timeout(200)
@@ -157,6 +159,19 @@ def test_viewer_divider_mask_zoom_next_no_errors(browser, tmp_path):
     page.locator(".tile", has_text="onerror").click()
     assert page.locator("#v-name").text_content() == f"box1/{H.HOSTILE}"
     page.keyboard.press("Escape")
+    link = out_dir.joinpath("report.html").as_uri() + "#" + quote("box2/orchard.png", safe="")
+    page.goto(link)  # same document, new fragment: hashchange opens it
+    assert viewer.is_visible() and page.locator("#v-name").text_content() == "box2/orchard.png"
+    page.keyboard.press("Escape")
+    fresh = browser.new_page()  # a fresh load of a shared link opens it too
+    fresh_watch = Watch(fresh)
+    fresh.goto(link)
+    fresh.wait_for_selector("body[data-ready='1']")
+    assert fresh.locator("#viewer").is_visible() and fresh.locator("#v-name").text_content() == "box2/orchard.png"
+    assert fresh_watch.problems == []
+    fresh.close()
+    assert not page.locator("#viewer").is_visible(), "viewer still open"
+    assert page.evaluate("location.hash") == ""
     page.locator("#q").focus()
     page.keyboard.press("Escape")  # leaves the search box; then ? opens the help with the review rule
     page.keyboard.press("?")

@@ -246,6 +246,7 @@
   }
   function closeViewer() {
     viewer.hidden = true; document.body.style.overflow = "";
+    try { history.replaceState(null, "", "#"); } catch (e) { /* fragment-only: allowed even for file:// */ }
     if (V.list === view && V.pos >= 0) {
       var p = Math.floor(V.pos / pageSize());
       if (p !== page) { page = p; renderGrid(); }
@@ -285,6 +286,7 @@
     $("divider").hidden = !bsrc && !asrc;
     fitView();
     renderSide(it);
+    try { history.replaceState(null, "", "#" + encodeURIComponent(it.n)); } catch (e) { /* some file:// setups refuse */ }
     // warm the cache for the neighbours
     [V.pos - 1, V.pos + 1].forEach(function (p) {
       if (p < 0 || p >= V.list.length) return;
@@ -433,5 +435,15 @@
   initControls();
   update();
   setMask(false);
+  // report.html#<input name> opens that image: links to one image can be shared
+  function openFromHash() {
+    if (location.hash.length <= 1) return;
+    var wanted = null;
+    try { wanted = decodeURIComponent(location.hash.slice(1)); } catch (e) { return; }
+    if (!viewer.hidden && ITEMS[V.idx] && ITEMS[V.idx].n === wanted) return;
+    for (var h = 0; h < ITEMS.length; h++) if (ITEMS[h].n === wanted) { openViewer(h); return; }
+  }
+  window.addEventListener("hashchange", openFromHash);
+  openFromHash();
   document.body.dataset.ready = "1";
 })();
