@@ -353,6 +353,29 @@ def evaluate_cmd(
         console.print(f"wrote {sheet}")
 
 
+@app.command("report")
+def report_cmd(
+    out_dir: Annotated[Path, typer.Argument(help="Output folder of `restore folder` (holds manifest.jsonl).", file_okay=False, dir_okay=True)],
+) -> None:
+    """Rebuild OUT_DIR/report.html and its previews from OUT_DIR/manifest.jsonl.
+
+    Useful after an interrupted run or for a merged set of runs. Previews are regenerated
+    only where the files changed, so rebuilding a large report is quick.
+    """
+    import time
+
+    from archive_restore.report import ManifestError, render
+
+    if not (out_dir / "manifest.jsonl").is_file():
+        fail(f"no manifest.jsonl in {out_dir}: run `restore folder` first")
+    start = time.perf_counter()
+    try:
+        path = render(out_dir)
+    except (ManifestError, OSError) as exc:
+        fail(str(exc))
+    typer.echo(f"wrote {path} in {time.perf_counter() - start:.1f} s")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
