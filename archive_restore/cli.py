@@ -139,10 +139,7 @@ def folder_cmd(
         except Exception as exc:  # the report must never hide the run's outcome
             typer.echo(f"warning: report not rendered: {' '.join(str(exc).split())}", err=True)
         else:
-            if report is None:
-                typer.echo("note: report not rendered (archive_restore.report.render is not available yet)", err=True)
-            else:
-                typer.echo(f"report: {report}")
+            typer.echo(f"report: {report}")
     typer.echo(f"manifest: {summary.manifest}")
     if summary.interrupted:
         typer.echo("interrupted: finished in-flight images; rerun the same command to continue", err=True)

@@ -228,19 +228,11 @@ def user_mask_path(masks_dir: Path, rel: str) -> Path:
     return Path(masks_dir) / Path(rel).with_suffix(".png")
 
 
-def render_report(out_dir: Path) -> Optional[Path]:
-    """Render OUT_DIR/report.html via ``archive_restore.report.render`` when it exists.
+def render_report(out_dir: Path) -> Path:
+    """Render OUT_DIR/report.html from the manifest (``archive_restore.report.render``)."""
+    from archive_restore.report import render  # noqa: PLC0415
 
-    Returns the report path, or None when the report module has no ``render`` yet.
-    """
-    # GUARD (temporary, remove once the report issue is merged): ``render`` may not exist yet.
-    try:
-        import archive_restore.report as report  # noqa: PLC0415
-    except ImportError:
-        return None
-    if not hasattr(report, "render"):
-        return None
-    return report.render(Path(out_dir))
+    return render(Path(out_dir))
 
 
 # ----------------------------------------------------------------------------- the run

@@ -299,11 +299,14 @@ def test_cli_subprocess_real_session_never_imports_torch(tmp_path):
     recs = last_records(out)
     assert recs["box1/a.jpg"]["status"] == "restored" and recs["box1/a.jpg"]["provider"] == "CPUExecutionProvider"
     assert recs["box1/zero.png"]["status"] == "failed"
+    assert not (out / "report.html").exists()  # --no-report
     (inp / "box1/zero.png").unlink()
-    p = _run_cli(["folder", str(inp), "--out", str(out), "--masks", str(masks), "--model", str(model), "--device", "cpu", "--no-report"])
+    p = _run_cli(["folder", str(inp), "--out", str(out), "--masks", str(masks), "--model", str(model), "--device", "cpu"])
     stdout, stderr = p.communicate(timeout=120)
     assert p.returncode == 0, stderr
     assert "6 skipped" in stdout
+    assert "TORCH_IMPORTED=False" in stdout  # the report does not pull torch in either
+    assert (out / "report.html").is_file()
 
 
 SLOW_RUN = textwrap.dedent(
