@@ -163,7 +163,10 @@ def read_scan(path: Path | str, max_pixels: int = 200_000_000, jpeg_quality: int
         raise ImageError(f"unreadable: {_one_line(exc)}") from exc
     if size == 0:
         raise ImageError("empty file (0 bytes)")
-    # Pillow's own guard warns above the limit and raises above twice it; ours is exact.
+    # Pillow's own guard warns above the limit and raises above twice it; ours (in _decode,
+    # from the header size) is exact. catch_warnings is process-global, so with several
+    # decode threads a warning may occasionally print instead of raising: the exact check
+    # below still refuses the image.
     Image.MAX_IMAGE_PIXELS = int(max_pixels)
     try:
         with warnings.catch_warnings():

@@ -561,7 +561,10 @@ def restore_folder(
         job.timings["total"] = time.perf_counter() - job.t0
         rec["timings"] = {k: round(v, 4) for k, v in job.timings.items()}
         rec["finished_at"] = _now()
-        line = json.dumps(rec, ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n"
+        try:
+            line = json.dumps(rec, ensure_ascii=False).encode("utf-8") + b"\n"
+        except UnicodeEncodeError:  # a file name that is not UTF-8: keep the line valid JSON/UTF-8
+            line = json.dumps(rec, ensure_ascii=True).encode("ascii") + b"\n"
         with manifest_lock:
             manifest_file.write(line)
             manifest_file.flush()

@@ -419,3 +419,19 @@ def test_masks_dir_inside_input_is_not_restored_as_scans(tmp_path):
     summary = pipeline.restore_folder(inp, tmp_path / "out", masks_dir=inp / "_masks", session=FakeSession(), handle_sigint=False)
     assert sorted(last_records(tmp_path / "out")) == sorted(items)
     assert summary.total == len(items)
+
+
+def test_non_utf8_file_name_is_restored_and_manifest_stays_utf8(tmp_path):
+    inp, masks, out = tmp_path / "scans", tmp_path / "masks", tmp_path / "out"
+    inp.mkdir()
+    masks.mkdir()
+    name = os.fsdecode(b"caf\xe9 scan.png")  # Latin-1 name: not valid UTF-8
+    Image.fromarray(photo(40, 50)).save(inp / name)
+    Image.fromarray(scratch(40, 50)).save(masks / os.fsdecode(b"caf\xe9 scan.png"))
+    summary = pipeline.restore_folder(inp, out, masks_dir=masks, session=FakeSession(), handle_sigint=False)
+    assert summary.counts["restored"] == 1
+    text = (out / "manifest.jsonl").read_bytes().decode("utf-8")  # strict: valid UTF-8
+    rec = json.loads(text)
+    assert rec["input"] == name and (out / rec["output"]).is_file() and (out / rec["mask"]).is_file()
+    s2 = pipeline.restore_folder(inp, out, masks_dir=masks, session=FakeSession(), handle_sigint=False)
+    assert s2.counts["skipped"] == 1
