@@ -435,3 +435,16 @@ def test_non_utf8_file_name_is_restored_and_manifest_stays_utf8(tmp_path):
     assert rec["input"] == name and (out / rec["output"]).is_file() and (out / rec["mask"]).is_file()
     s2 = pipeline.restore_folder(inp, out, masks_dir=masks, session=FakeSession(), handle_sigint=False)
     assert s2.counts["skipped"] == 1
+
+
+def test_cli_default_out_is_beside_the_input(tmp_path):
+    from archive_restore.cli import app
+
+    inp, masks = tmp_path / "box 3", tmp_path / "masks"
+    items = make_archive(inp, masks)
+    model = write_tiny_onnx(tmp_path / "model")
+    res = CliRunner().invoke(app, ["folder", str(inp), "--masks", str(masks), "--model", str(model), "--device", "cpu", "--no-report"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "box 3_restored"
+    assert sorted(last_records(out)) == sorted(items)
+    assert "CPUExecutionProvider" in res.output and "tiny" in res.output
