@@ -119,14 +119,16 @@ class _Job:
 
 
 def check_folders(input_dir: Path, out_dir: Path) -> tuple[Path, Path]:
-    """Resolve both folders; raise ``UsageError`` if INPUT is not a folder or OUT is inside
-    (or equal to) INPUT. Returns (input_dir, out_dir) resolved."""
+    """Resolve both folders; raise ``UsageError`` if INPUT is not a folder, OUT is inside
+    (or equal to) INPUT, or INPUT is inside OUT. Returns (input_dir, out_dir) resolved."""
     inp = Path(input_dir).resolve()
     out = Path(out_dir).resolve()
     if not inp.is_dir():
         raise UsageError(f"input folder not found: {input_dir}")
     if out == inp or out.is_relative_to(inp):
         raise UsageError(f"output folder {out} is inside the input folder {inp}; choose another --out (the input tree is never written)")
+    if inp.is_relative_to(out):
+        raise UsageError(f"input folder {inp} is inside the output folder {out}; outputs could land on inputs, choose another --out")
     return inp, out
 
 
@@ -272,6 +274,8 @@ def restore_folder(
     mdir = Path(masks_dir).resolve() if masks_dir is not None else None
     if mdir is not None and not mdir.is_dir():
         raise UsageError(f"masks folder not found: {masks_dir}")
+    if mdir is not None and (mdir == out or mdir.is_relative_to(out)):
+        raise UsageError(f"masks folder {mdir} is inside the output folder {out}, which the run writes; copy the masks elsewhere")
     if session is None:
         from archive_restore.runtime.session import InpaintSession  # noqa: PLC0415
 

@@ -267,10 +267,14 @@ def test_out_inside_input_and_missing_mask_source_refused(tmp_path):
         ["folder", str(inp), "--out", str(inp), "--masks", str(tmp_path / "m")],
         ["folder", str(inp), "--out", str(tmp_path / "o")],  # neither --auto-mask nor --masks
         ["folder", str(tmp_path / "nope"), "--auto-mask"],
+        ["folder", str(inp), "--out", str(tmp_path), "--masks", str(tmp_path / "m")],  # INPUT inside OUT
     ):
         res = runner.invoke(app, args)
         assert res.exit_code == 2, (args, res.output)
     assert not (inp / "restored").exists() and not (tmp_path / "o").exists()
+    (tmp_path / "o2" / "masks").mkdir(parents=True)
+    with pytest.raises(pipeline.UsageError, match="masks folder"):
+        pipeline.restore_folder(inp, tmp_path / "o2", masks_dir=tmp_path / "o2" / "masks", session=FakeSession())
 
 
 def _run_cli(args: list[str], **kw) -> subprocess.Popen:
