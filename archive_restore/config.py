@@ -50,7 +50,7 @@ class ModelConfig:
     arch: str = "gated_unet"
     widths: tuple[int, ...] = (16, 32, 64, 128)
     bottleneck_dilations: tuple[int, ...] = (2, 4, 8, 1)
-    prefill: str = "telea"
+    prefill: str = "ns"
     prefill_radius: int = 3
     residual: bool = True
 
