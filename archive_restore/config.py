@@ -8,7 +8,7 @@ imports nothing heavy (no torch, no onnxruntime) so every side can read configs.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")

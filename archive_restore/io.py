@@ -314,8 +314,9 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-class _AtomicFile:
-    """Context manager: a binary file object on a temp name, renamed over ``path`` on success."""
+class AtomicFile:
+    """Context manager: a binary file object on a temp name, fsynced and renamed over ``path`` on
+    success, removed on failure. The one atomic-write mechanism of the package."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -342,13 +343,13 @@ class _AtomicFile:
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
-    with _AtomicFile(path) as f:
+    with AtomicFile(path) as f:
         f.write(data)
 
 
 def copy_file_atomic(src: Path, dst: Path) -> None:
     """Copy ``src`` to ``dst`` byte for byte, atomically (the source is only read)."""
-    with open(src, "rb") as fin, _AtomicFile(dst) as fout:
+    with open(src, "rb") as fin, AtomicFile(dst) as fout:
         shutil.copyfileobj(fin, fout, 1 << 20)
 
 
@@ -398,7 +399,7 @@ def write_image(path: Path | str, pixels: np.ndarray, like: Scan, jpeg_quality: 
     elif fmt == "PNG":
         params["compress_level"] = 6
     try:
-        with _AtomicFile(path) as f:
+        with AtomicFile(path) as f:
             im.save(f, format=fmt, **params)
     except ImageError:
         raise
@@ -479,7 +480,7 @@ def _write_tiff_16bit_colour(path: Path, pixels: np.ndarray, like: Scan, exif: O
     head.write(b"II*\x00" + (8).to_bytes(4, "little"))
     ifd.save(head)
     try:
-        with _AtomicFile(path) as f:
+        with AtomicFile(path) as f:
             f.write(head.getvalue())
             f.write(memoryview(data).cast("B"))
     except (OSError, ValueError, TypeError) as exc:
@@ -584,7 +585,7 @@ def read_mask(path: Path | str, shape: tuple[int, int], max_pixels: int = 200_00
 def write_mask(path: Path | str, mask: np.ndarray) -> None:
     """Write a (H, W) bool mask as an 8-bit greyscale PNG (255 = filled), atomically."""
     im = Image.fromarray(np.where(mask, np.uint8(255), np.uint8(0)))
-    with _AtomicFile(Path(path)) as f:
+    with AtomicFile(Path(path)) as f:
         im.save(f, format="PNG", compress_level=3)
 
 

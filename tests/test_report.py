@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html as html_mod
-import json
 import os
 import re
 import sys

@@ -7,8 +7,6 @@ Layout: ``{"format", "model_config": dict, "state_dict", "step": int, "train_con
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from torch import nn
 
 from archive_restore.config import ModelConfig, from_dict, to_dict
 from archive_restore.inpaint.model import build_generator
+from archive_restore.io import AtomicFile
 
 FORMAT = "archive-restore/checkpoint/1"
 REQUIRED = ("format", "model_config", "state_dict", "step")
@@ -27,19 +26,9 @@ class CheckpointError(ValueError):
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temp file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` through ``io.AtomicFile``: a killed run never leaves a half-written checkpoint."""
+    with AtomicFile(Path(path)) as f:
+        torch.save(obj, f)
 
 
 def save_checkpoint(

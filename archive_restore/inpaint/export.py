@@ -26,6 +26,7 @@ import torch
 from archive_restore import __version__
 from archive_restore.config import to_dict
 from archive_restore.inpaint.checkpoint import load_generator
+from archive_restore.io import write_bytes_atomic
 from archive_restore.runtime.session import SIDECAR_FORMAT, sha256_file, sidecar_path
 
 INPUTS = ("image", "mask")
@@ -98,15 +99,6 @@ def _onnx_export(model: torch.nn.Module, path: Path, opset: int, dtype: torch.dt
             opset_version=opset,
             do_constant_folding=True,
         )
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def export_checkpoint(
@@ -205,7 +197,7 @@ def export_checkpoint(
         "tool_version": __version__,
     }
     sp = sidecar_path(out)
-    _atomic_write_text(sp, json.dumps(side, indent=2) + "\n")
+    write_bytes_atomic(sp, (json.dumps(side, indent=2) + "\n").encode("utf-8"))
     return ExportResult(onnx_path=out, sidecar_path=sp, sidecar=side)
 
 

@@ -9,7 +9,6 @@ inlined into the HTML so the folder works from file:// with no network.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from archive_restore.report.page import render
 from archive_restore.report.records import ManifestError

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from archive_restore.io import AtomicFile
 
 ASSET_DIR = "report_assets"
 ASSET_VERSION = "1"  # bump when the rendering of assets changes
@@ -65,18 +66,9 @@ def asset_key(src: Sources) -> str:
 
 
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a static file server may run as another user
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Call ``write(binary file)`` on a temp file that replaces ``path`` only on success."""
+    with AtomicFile(path) as fh:
+        write(fh)
 
 
 def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:

@@ -15,13 +15,13 @@ import html
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from importlib import resources
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from archive_restore.io import write_bytes_atomic
 from archive_restore.report import assets as _assets
 from archive_restore.report.records import (
     DAMAGE_KINDS,
@@ -204,18 +204,7 @@ def build_html(data: dict[str, Any]) -> str:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-report-", suffix=".html", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def render(out_dir: Path, workers: int | None = None) -> Path:
