@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from archive_restore.config import MaskConfig
-from archive_restore.masks._common import luma, remove_small, sensitivity_factor
+from archive_restore.masks._common import luma, median_residual, remove_small, sensitivity_factor
 from archive_restore.masks.blotches import detect_blotches
 from archive_restore.masks.dust import detect_specks
 from archive_restore.masks.scratches import detect_lines
@@ -30,7 +30,7 @@ def detect_tile(image: np.ndarray, cfg: MaskConfig) -> dict[str, np.ndarray]:
     lum = luma(image)
     out: dict[str, np.ndarray] = {}
     if "scratches" in cfg.kinds or "cracks" in cfg.kinds:
-        out["scratches"] = detect_lines(lum, factor)
+        out["scratches"] = detect_lines(lum, median_residual(lum, 7), factor)
     if "dust" in cfg.kinds:
         out["dust"] = detect_specks(lum, factor)
     if "text" in cfg.kinds:
