@@ -111,13 +111,16 @@ def thin_residuals(lum: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return cv2.morphologyEx(lum, cv2.MORPH_TOPHAT, k), cv2.morphologyEx(lum, cv2.MORPH_BLACKHAT, k)
 
 
-def oriented_ridges(lum: np.ndarray, length: int, n: int, side: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
+def oriented_ridges(lum: np.ndarray, length: int, n: int, side: float, asym: float = 0.0) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """Per orientation: (bright ridge, dark ridge, angle) of the matched filter described in
-    ``ridge_response``; each map (H, W) float32 in grey levels (negative = no ridge)."""
+    ``ridge_response``, each minus ``asym`` times the difference between the two sides (a
+    line along an object boundary has unequal sides; a scratch over flat photo has equal
+    ones). Maps are (H, W) float32 in grey levels (negative = no ridge)."""
     out = []
     for k, t in line_kernels(length, n):
         r = cv2.filter2D(lum, -1, k, borderType=cv2.BORDER_REFLECT)
         nx, ny = -np.sin(t) * side, np.cos(t) * side
         s1, s2 = _shift(r, nx, ny), _shift(r, -nx, -ny)
-        out.append((r - np.maximum(s1, s2), np.minimum(s1, s2) - r, t))
+        pen = asym * np.abs(s1 - s2)
+        out.append((r - np.maximum(s1, s2) - pen, np.minimum(s1, s2) - r - pen, t))
     return out

@@ -30,14 +30,15 @@ class LineParams:
     length: int = 21
     orientations: int = 12
     side: float = 5.0
+    asym: float = 0.5            # penalty on |side1 - side2| (lines along object boundaries)
     reach: int = 41              # px, continuation line
     cover: float = 0.6           # fraction of the continuation line with ridge evidence
-    strong: float = 30.0         # ridge contrast of a seed
+    strong: float = 40.0         # ridge contrast of a seed
     weak: float = 10.0           # ridge contrast of support
     clutter_box: int = 31
     strong_clutter: float = 5.0  # seed ridge / mean |residual| around it
     weak_clutter: float = 2.5
-    min_length: float = 40.0     # px, bounding-box diagonal of a kept component
+    min_length: float = 60.0     # px, bounding-box diagonal of a kept component
 
 
 def detect_lines(lum: np.ndarray, res: np.ndarray, factor: float = 1.0, p: LineParams = LineParams()) -> np.ndarray:
@@ -50,7 +51,7 @@ def detect_lines(lum: np.ndarray, res: np.ndarray, factor: float = 1.0, p: LineP
     strong_d = np.zeros(lum.shape, bool)
     weak_b = np.zeros(lum.shape, bool)
     weak_d = np.zeros(lum.shape, bool)
-    for bright, dark, t in oriented_ridges(lum, p.length, p.orientations, p.side):
+    for bright, dark, t in oriented_ridges(lum, p.length, p.orientations, p.side, p.asym):
         k = reach[round(t, 6)]
         for ridge, strong, weak in ((bright, strong_b, weak_b), (dark, strong_d, weak_d)):
             ev = (ridge > p.weak * factor) & (ridge > p.weak_clutter * clutter)

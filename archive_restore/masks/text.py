@@ -21,6 +21,8 @@ class TextParams:
     stroke: int = 15                # top-hat size: strokes thinner than this
     min_row_width: int = 30         # px: a text row is at least this wide
     min_row_aspect: float = 2.0     # width / height of a text row
+    min_glyphs: int = 4             # separate stroke components in a row
+    max_glyph_cv: float = 0.6       # spread (std/mean) of glyph heights in a row
 
 
 def _rows(cand: np.ndarray, p: TextParams, join: int) -> np.ndarray:
@@ -36,6 +38,23 @@ def _rows(cand: np.ndarray, p: TextParams, join: int) -> np.ndarray:
     fill = area / np.maximum(w * h, 1)
     keep = (w >= p.min_row_width) & (w >= p.min_row_aspect * h) & (fill > 0.25)
     keep[0] = False
+    if not keep.any():
+        return np.zeros(cand.shape, bool)
+    # a row of text holds several glyph-sized stroke components of similar height
+    ng, glab, gst, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8)
+    gh = gst[1:, cv2.CC_STAT_HEIGHT].astype(np.float64)
+    row_of = np.zeros(ng - 1, np.int64)
+    ys, xs = gst[1:, cv2.CC_STAT_TOP], gst[1:, cv2.CC_STAT_LEFT]
+    # the row a glyph belongs to: the closed label under any one of its pixels
+    first = np.full(ng, -1, np.int64)
+    flat = glab.ravel()
+    idx = np.flatnonzero(flat)
+    first[flat[idx[::-1]]] = idx[::-1]
+    row_of = lab.ravel()[first[1:]]
+    for r in np.flatnonzero(keep):
+        hs = gh[(row_of == r) & (gh >= 3)]
+        if len(hs) < p.min_glyphs or hs.std() > p.max_glyph_cv * hs.mean():
+            keep[r] = False
     return keep[lab] & cand
 
 
