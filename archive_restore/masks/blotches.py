@@ -22,6 +22,7 @@ class BlotchParams:
     flat_std: float = 6.0          # local std (grey levels) inside a loss
     ring_contrast: float = 40.0    # patch brighter than surroundings by this much
     min_area: int = 40
+    max_aspect: float = 3.0        # bounding-box aspect of a patch
     max_border: float = 0.4        # share of an image side a patch may run along (tears bite less)
     ring_fraction: float = 0.6     # share of the ring that must be darker by ring_contrast / 2
 
@@ -41,10 +42,12 @@ def detect_blotches(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: 
     H, W = lum.shape
     contact = np.zeros(n, np.int64)
     for edge in (lab[0], lab[-1], lab[:, 0], lab[:, -1]):
-        contact = np.maximum(contact, np.bincount(edge, minlength=n) * (1.0 / len(edge)) * 1000)
+        contact = contact + np.bincount(edge, minlength=n) * (1.0 / len(edge)) * 1000
     for i in range(1, n):
         x, y, w, h, a = stats[i]
         if contact[i] > 1000 * p.max_border:  # open sky or a white wall running off the picture
+            continue
+        if max(w, h) > p.max_aspect * min(w, h):  # planks, window frames, stripes: not a patch
             continue
         pad = max(4, int(0.5 * max(w, h)))
         y0, y1, x0, x1 = max(0, y - pad), min(lum.shape[0], y + h + pad), max(0, x - pad), min(lum.shape[1], x + w + pad)
