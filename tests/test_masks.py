@@ -76,3 +76,31 @@ def test_bad_input_and_sensitivity():
         detect(np.zeros((10, 10), np.uint8), MaskConfig())
     with pytest.raises(ValueError):
         detect(np.zeros((10, 10, 3), np.uint8), MaskConfig(sensitivity="extreme"))
+
+
+def test_strong_straight_edge_is_not_a_scratch():
+    """An object boundary (step edge, even a sharpened one with a thin halo on one side)
+    is not a ridge: the ridge filter's two sides differ, so nothing is flagged."""
+    img = _clean()
+    img[:, 100:] = np.clip(img[:, 100:].astype(np.int16) + 90, 0, 255).astype(np.uint8)
+    img[:, 99] = np.clip(img[:, 99].astype(np.int16) - 25, 0, 255).astype(np.uint8)  # unsharp halo
+    r = detect(img, MaskConfig())
+    assert r.kind_pixels["scratches"] == 0
+    assert r.mask.mean() < 0.001
+
+
+def test_dark_scratch_found():
+    img = np.clip(_clean().astype(np.int16) + 60, 0, 255).astype(np.uint8)
+    cv2.line(img, (0, 40), (199, 120), (25, 25, 25), 2, cv2.LINE_AA)
+    gt = np.zeros(img.shape[:2], np.uint8)
+    cv2.line(gt, (0, 40), (199, 120), 1, 2, cv2.LINE_AA)
+    s = tolerant_scores(detect(img, MaskConfig()).mask, gt > 0)
+    assert s["tp_gt"] / (s["tp_gt"] + s["fn"]) > 0.8
+
+
+def test_white_fence_planks_are_not_blotches():
+    """Flat white elongated patches (fence planks, window frames) are scene, not emulsion loss."""
+    img = _clean()
+    for x in range(20, 190, 30):
+        img[30:140, x:x + 12] = (245, 245, 242)
+    assert detect(img, MaskConfig()).kind_pixels["blotches"] == 0

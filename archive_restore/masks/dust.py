@@ -22,6 +22,8 @@ class DustParams:
     clutter_box: int = 25
     clutter_ratio: float = 12.0
     max_crowd: float = 30.0
+    max_extent: int = 12            # px, bounding box of a speck
+    max_aspect: float = 3.0
 
 
 def detect_specks(lum: np.ndarray, factor: float = 1.0, p: DustParams = DustParams()) -> np.ndarray:
@@ -40,4 +42,11 @@ def detect_specks(lum: np.ndarray, factor: float = 1.0, p: DustParams = DustPara
         # grow cores into the speck's soft edge: half the floor, connected to a core
         grow = (res > 0.5 * p.pixel_floor * factor) & (cv2.dilate(core.astype(np.uint8), None) > 0)
         out |= grow
-    return out
+    if not out.any():
+        return out
+    # specks are compact: lines (edge halos, wires, scratches) are not dust
+    n, lab, st, _ = cv2.connectedComponentsWithStats(out.astype(np.uint8), connectivity=8)
+    w, h, area = st[:, cv2.CC_STAT_WIDTH], st[:, cv2.CC_STAT_HEIGHT], st[:, cv2.CC_STAT_AREA]
+    keep = (np.maximum(w, h) <= p.max_extent) & (np.maximum(w, h) <= p.max_aspect * np.maximum(np.minimum(w, h), 1))
+    keep[0] = False
+    return keep[lab]
