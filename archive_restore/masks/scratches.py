@@ -33,37 +33,63 @@ class LineParams:
     asym: float = 0.5            # penalty on |side1 - side2| (lines along object boundaries)
     reach: int = 41              # px, continuation line
     cover: float = 0.45          # fraction of the continuation line with ridge evidence
+    flat_floor: float = 15.0     # ridge of a line kept without continuation ...
+    flat_clutter: float = 15.0   # ... where it stands this far above the clutter
     strong: float = 40.0         # ridge contrast of a seed
     weak: float = 10.0           # ridge contrast of support
     clutter_box: int = 31
-    strong_clutter: float = 5.0  # seed ridge / mean |residual| around it
-    weak_clutter: float = 2.5
+    clutter_cap: float = 12.0    # grey levels
+    strong_clutter: float = 10.0  # seed ridge / mean |residual| around it
+    weak_clutter: float = 4.0
     min_length: float = 60.0     # px, bounding-box diagonal of a kept component
+    net_floor: float = 15.0      # ridge of crack-network evidence ...
+    net_clutter: float = 10.0     # ... and its ratio to the clutter
+    net_length: float = 60.0     # px, bounding-box diagonal of a network
+    net_fill: float = 0.15       # area / bounding-box area
+    net_area: int = 150          # px
+    net_join: int = 5            # px, gaps bridged between pieces of one network
 
 
 def detect_lines(lum: np.ndarray, res: np.ndarray, factor: float = 1.0, p: LineParams = LineParams()) -> np.ndarray:
     """lum: (H, W) float32 luma; res: ``median_residual(lum, 7)`` (texture measure).
     Returns (H, W) bool, True on scratch/crack pixels."""
-    clutter = box_mean(np.abs(res), p.clutter_box)
+    # texture energy around the pixel; each pixel's share is capped so that the damage's own
+    # thin strong lines barely raise it (texture has many moderate residuals, a line few big ones)
+    clutter = box_mean(np.minimum(np.abs(res), p.clutter_cap), p.clutter_box)
     reach = dict((round(t, 6), k) for k, t in line_kernels(p.reach // 2 | 1, p.orientations))
     out = np.zeros(lum.shape, bool)
     strong_b = np.zeros(lum.shape, bool)
     strong_d = np.zeros(lum.shape, bool)
     weak_b = np.zeros(lum.shape, bool)
     weak_d = np.zeros(lum.shape, bool)
+    net = np.zeros(lum.shape, bool)
     for bright, dark, t in oriented_ridges(lum, p.length, p.orientations, p.side, p.asym):
         k = reach[round(t, 6)]
         for ridge, strong, weak in ((bright, strong_b, weak_b), (dark, strong_d, weak_d)):
             ev = (ridge > p.weak * factor) & (ridge > p.weak_clutter * clutter)
             if not ev.any():
                 continue
+            net |= (ridge > p.net_floor * factor) & (ridge > p.net_clutter * clutter)
             # continuation at half resolution (a coverage fraction survives it; 4x cheaper)
             small = cv2.resize(ev.astype(np.float32), (ev.shape[1] // 2 or 1, ev.shape[0] // 2 or 1), interpolation=cv2.INTER_AREA)
             small = cv2.filter2D(small, -1, k, borderType=cv2.BORDER_CONSTANT)
             cov = cv2.resize(small, (ev.shape[1], ev.shape[0]), interpolation=cv2.INTER_LINEAR)
-            ev &= cov >= p.cover
+            # on flat photo a clear thin line needs no long continuation (crack networks
+            # turn every 10-30 px); in texture it must continue
+            flat_ok = (ridge > p.flat_floor * factor) & (ridge > p.flat_clutter * clutter)
+            ev &= (cov >= p.cover) | flat_ok
             weak |= ev
             strong |= ev & (ridge > p.strong * factor) & (ridge > p.strong_clutter * clutter)
+    # crack networks: branching, kinked thin lines without long straight runs; kept when the
+    # component spreads wide but sparse (a bounding box mostly empty, many pixels in it)
+    if net.any():
+        joined = cv2.dilate(net.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (p.net_join, p.net_join)))
+        n, lab, st, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+        w, h = st[:, cv2.CC_STAT_WIDTH], st[:, cv2.CC_STAT_HEIGHT]
+        area = np.bincount(lab[net], minlength=n)
+        keep = (np.hypot(w, h) >= p.net_length) & (area <= p.net_fill * w * h) & (area >= p.net_area)
+        keep[0] = False
+        out |= keep[lab] & net
     for strong, weak in ((strong_b, weak_b), (strong_d, weak_d)):
         if not strong.any():
             continue
