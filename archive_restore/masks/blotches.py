@@ -19,7 +19,7 @@ from archive_restore.masks._common import remove_small
 class BlotchParams:
     white_floor: float = 205.0     # luma of paper white
     max_chroma: float = 30.0
-    flat_std: float = 6.0          # local std (grey levels) inside a loss
+    flat_std: float = 3.0          # local std (grey levels) inside a loss
     ring_contrast: float = 40.0    # patch brighter than surroundings by this much
     min_area: int = 40
     max_aspect: float = 3.0        # bounding-box aspect of a patch
