@@ -30,6 +30,7 @@ class LineParams:
     length: int = 21
     orientations: int = 12
     side: float = 5.0
+    blur: float = 0.0            # Gaussian sigma applied before the ridge filter
     asym: float = 0.5            # penalty on |side1 - side2| (lines along object boundaries)
     reach: int = 41              # px, continuation line
     cover: float = 0.45          # fraction of the continuation line with ridge evidence
@@ -39,6 +40,7 @@ class LineParams:
     weak: float = 10.0           # ridge contrast of support
     clutter_box: int = 31
     clutter_cap: float = 12.0    # grey levels
+    clutter_mode: str = "residual"  # "residual": mean capped |lum - median7|; "ridge": see detect_lines
     strong_clutter: float = 10.0  # seed ridge / mean |residual| around it
     weak_clutter: float = 4.0
     min_length: float = 60.0     # px, bounding-box diagonal of a kept component
@@ -55,7 +57,20 @@ def detect_lines(lum: np.ndarray, res: np.ndarray, factor: float = 1.0, p: LineP
     Returns (H, W) bool, True on scratch/crack pixels."""
     # texture energy around the pixel; each pixel's share is capped so that the damage's own
     # thin strong lines barely raise it (texture has many moderate residuals, a line few big ones)
-    clutter = box_mean(np.minimum(np.abs(res), p.clutter_cap), p.clutter_box)
+    # a light blur widens 1-px lines so that a line between two of the 12 orientations
+    # still falls inside the kernel along its whole length
+    src = cv2.GaussianBlur(lum, (0, 0), p.blur) if p.blur > 0 else lum
+    ridges = oriented_ridges(src, p.length, p.orientations, p.side, p.asym)
+    if p.clutter_mode == "ridge":
+        # line-shaped texture around the pixel: the mean over orientations of the (capped)
+        # ridge responses. Film grain averages out along 21 px and barely counts; fabric,
+        # foliage and brickwork, which hold lines at many angles, count fully.
+        iso = np.zeros(lum.shape, np.float32)
+        for bright, dark, _ in ridges:
+            iso += np.minimum(np.maximum(bright, 0) + np.maximum(dark, 0), p.clutter_cap)
+        clutter = box_mean(iso * (1.0 / len(ridges)), p.clutter_box)
+    else:
+        clutter = box_mean(np.minimum(np.abs(res), p.clutter_cap), p.clutter_box)
     reach = dict((round(t, 6), k) for k, t in line_kernels(p.reach // 2 | 1, p.orientations))
     out = np.zeros(lum.shape, bool)
     strong_b = np.zeros(lum.shape, bool)
@@ -63,7 +78,7 @@ def detect_lines(lum: np.ndarray, res: np.ndarray, factor: float = 1.0, p: LineP
     weak_b = np.zeros(lum.shape, bool)
     weak_d = np.zeros(lum.shape, bool)
     net = np.zeros(lum.shape, bool)
-    for bright, dark, t in oriented_ridges(lum, p.length, p.orientations, p.side, p.asym):
+    for bright, dark, t in ridges:
         k = reach[round(t, 6)]
         for ridge, strong, weak in ((bright, strong_b, weak_b), (dark, strong_d, weak_d)):
             ev = (ridge > p.weak * factor) & (ridge > p.weak_clutter * clutter)
