@@ -29,6 +29,7 @@ class TextParams:
     join: float = 1.2               # gap bridged along a row, in glyph heights
     orange_offset: float = 40.0     # red - max(blue, green / 2) above this is "orange"
     red_min: float = 150.0          # red channel floor of a stamp pixel
+    max_green: float = 0.65         # green / red ceiling of a stamp pixel
     stamp_glyphs: int = 2           # separate pieces in a stamp row (merged digits count once)
 
 
@@ -72,7 +73,8 @@ def detect_text(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: Text
     """image: (H, W, 3) uint8 RGB; lum: its luma float32. Returns (H, W) bool text pixels."""
     f = image.astype(np.float32)
     r, g, b = f[..., 0], f[..., 1], f[..., 2]
-    orange = np.clip(np.minimum(r - b, r - 0.5 * g) - p.orange_offset, 0, None) * (r > p.red_min)
+    # stamp inks are orange-red: green at most ~0.6 of red (yellow paint and foliage are not)
+    orange = np.clip(np.minimum(r - b, r - 0.5 * g) - p.orange_offset, 0, None) * (r > p.red_min) * (g < p.max_green * r)
     k = cv2.getStructuringElement(cv2.MORPH_RECT, (p.stroke, p.stroke))
     oth = cv2.morphologyEx(orange, cv2.MORPH_TOPHAT, k)
     out, boxes = _rows(oth > p.stamp_floor * factor, p, same_height=False, min_glyphs=p.stamp_glyphs)
