@@ -26,6 +26,7 @@ class TextParams:
     min_row_aspect: float = 2.0     # width / height of a text row
     min_glyphs: int = 4             # separate stroke components in a row
     max_glyph_cv: float = 0.6       # spread (std/mean) of glyph heights in a caption row
+    max_stroke_cv: float = 0.25     # spread (std/mean) of glyph stroke widths in a caption row
     join: float = 1.2               # gap bridged along a row, in glyph heights
     orange_offset: float = 40.0     # red - max(blue, green / 2) above this is "orange"
     red_min: float = 150.0          # red channel floor of a stamp pixel
@@ -62,10 +63,18 @@ def _rows(cand: np.ndarray, p: TextParams, same_height: bool, min_glyphs: int) -
     idx = np.flatnonzero(flat)
     first[flat[idx[::-1]]] = idx[::-1]
     row_of = lab.ravel()[first[1:]]
+    if same_height:  # stroke width of each glyph: twice its deepest distance-transform value
+        dt = cv2.distanceTransform(cand.astype(np.uint8), cv2.DIST_L2, 3)
+        sw = np.zeros(ng)
+        np.maximum.at(sw, flat, dt.ravel())
+        sw = sw[1:]
     for r in np.flatnonzero(keep):
-        hs = gh[(row_of == r) & (gh >= 3)]
+        sel = (row_of == r) & (gh >= 3)
+        hs = gh[sel]
         if len(hs) < min_glyphs or (same_height and hs.std() > p.max_glyph_cv * hs.mean()):
             keep[r] = False
+        elif same_height and sw[sel].std() > p.max_stroke_cv * sw[sel].mean():
+            keep[r] = False  # printed text has one stroke width; tree tops and roof tiles do not
     return keep[lab] & cand, keep[lab]
 
 
