@@ -104,3 +104,14 @@ def test_white_fence_planks_are_not_blotches():
     for x in range(20, 190, 30):
         img[30:140, x:x + 12] = (245, 245, 242)
     assert detect(img, MaskConfig()).kind_pixels["blotches"] == 0
+
+
+def test_painted_yellow_line_is_not_a_scratch():
+    """Scratches expose white base or black binder; a saturated painted line (road marking)
+    is more colourful than its surroundings and is scene content."""
+    g = np.full((160, 200, 3), 95, np.uint8)
+    g += np.random.default_rng(1).integers(0, 6, g.shape, dtype=np.uint8)
+    cv2.line(g, (0, 140), (199, 100), (235, 200, 40), 2, cv2.LINE_AA)
+    assert detect(g, MaskConfig()).kind_pixels["scratches"] == 0
+    cv2.line(g, (0, 20), (199, 60), (240, 240, 236), 2, cv2.LINE_AA)  # a white one is found
+    assert detect(g, MaskConfig()).kind_pixels["scratches"] > 100

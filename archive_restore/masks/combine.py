@@ -30,7 +30,8 @@ def detect_tile(image: np.ndarray, cfg: MaskConfig) -> dict[str, np.ndarray]:
     lum = luma(image)
     out: dict[str, np.ndarray] = {}
     if "scratches" in cfg.kinds or "cracks" in cfg.kinds:
-        out["scratches"] = detect_lines(lum, median_residual(lum, 7), factor)
+        chroma = (image.max(axis=2).astype(np.float32) - image.min(axis=2).astype(np.float32))
+        out["scratches"] = detect_lines(lum, median_residual(lum, 7), factor, chroma=chroma)
     if "dust" in cfg.kinds:
         out["dust"] = detect_specks(lum, factor)
     if "text" in cfg.kinds:

@@ -49,11 +49,14 @@ class LineParams:
     net_length: float = 60.0     # px, bounding-box diagonal of a network
     net_fill: float = 0.15       # area / bounding-box area
     net_area: int = 150          # px
+    max_chroma_gain: float = 12.0  # a line may not be more colourful than its surroundings by more
     net_join: int = 5            # px, gaps bridged between pieces of one network
 
 
-def detect_lines(lum: np.ndarray, res: np.ndarray, factor: float = 1.0, p: LineParams = LineParams()) -> np.ndarray:
-    """lum: (H, W) float32 luma; res: ``median_residual(lum, 7)`` (texture measure).
+def detect_lines(lum: np.ndarray, res: np.ndarray, factor: float = 1.0, p: LineParams = LineParams(),
+                 chroma: np.ndarray | None = None) -> np.ndarray:
+    """lum: (H, W) float32 luma; res: ``median_residual(lum, 7)`` (texture measure);
+    chroma: (H, W) float32 max-min of RGB, enables the colour test (None skips it).
     Returns (H, W) bool, True on scratch/crack pixels."""
     # texture energy around the pixel; each pixel's share is capped so that the damage's own
     # thin strong lines barely raise it (texture has many moderate residuals, a line few big ones)
@@ -111,5 +114,28 @@ def detect_lines(lum: np.ndarray, res: np.ndarray, factor: float = 1.0, p: LineP
         lab, n, st, keep = hysteresis(strong, weak)
         length = np.hypot(st[:, cv2.CC_STAT_WIDTH], st[:, cv2.CC_STAT_HEIGHT])
         keep &= length >= p.min_length
+        if chroma is not None and keep.any():
+            keep &= ~_more_colourful(lab, n, keep, chroma, p.max_chroma_gain)
         out |= keep[lab]
+    if chroma is not None and net.any() and out.any():
+        n, lab = cv2.connectedComponents(out.astype(np.uint8), connectivity=8)
+        keep = np.ones(n, bool)
+        keep[0] = False
+        keep &= ~_more_colourful(lab, n, keep, chroma, p.max_chroma_gain)
+        out = keep[lab]
     return out
+
+
+def _more_colourful(lab: np.ndarray, n: int, keep: np.ndarray, chroma: np.ndarray, gain: float) -> np.ndarray:
+    """(n,) bool: components whose pixels are more colourful (mean max-min of RGB) than the
+    ring 2-5 px around them by more than ``gain`` levels. Scratches expose white base or
+    black binder, never a stronger colour than the photo: painted road lines, coloured
+    wires and rims are."""
+    m = keep[lab]
+    k5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11))
+    near = cv2.dilate(lab.astype(np.float32) * m, k5)  # label of the nearest-ish kept component
+    ring = (cv2.dilate(m.astype(np.uint8), k5) > 0) & ~(cv2.dilate(m.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0)
+    lin = np.bincount(lab[m], chroma[m], n) / np.maximum(np.bincount(lab[m], minlength=n), 1)
+    rl = near[ring].astype(np.int64)
+    rng = np.bincount(rl, chroma[ring], n) / np.maximum(np.bincount(rl, minlength=n), 1)
+    return keep & (lin > rng + gain)
