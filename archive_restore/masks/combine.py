@@ -29,11 +29,11 @@ def detect_tile(image: np.ndarray, cfg: MaskConfig) -> dict[str, np.ndarray]:
         raise ValueError(f"unknown mask kinds {sorted(unknown)}; choose from {KNOWN_KINDS}")
     lum = luma(image)
     out: dict[str, np.ndarray] = {}
+    chroma = image.max(axis=2).astype(np.float32) - image.min(axis=2).astype(np.float32)
     if "scratches" in cfg.kinds or "cracks" in cfg.kinds:
-        chroma = (image.max(axis=2).astype(np.float32) - image.min(axis=2).astype(np.float32))
         out["scratches"] = detect_lines(lum, median_residual(lum, 7), factor, chroma=chroma)
     if "dust" in cfg.kinds:
-        out["dust"] = detect_specks(lum, factor)
+        out["dust"] = detect_specks(lum, factor, chroma=chroma)
     if "text" in cfg.kinds:
         out["text"] = detect_text(image, lum, factor)
     if "blotches" in cfg.kinds:

@@ -25,6 +25,7 @@ class DustParams:
     clutter_box: int = 31
     clutter_cap: float = 12.0
     clutter_ratio: float = 20.0     # peak / clutter
+    max_chroma_gain: float = 15.0   # grey levels of chroma above the local median
     max_extent: int = 12            # px, bounding box of a speck
     max_aspect: float = 3.0
     hair_extent: int = 60           # px, bounding box of a hair
@@ -32,14 +33,21 @@ class DustParams:
     hair_ratio: float = 30.0       # peak / clutter for hairs (they look like scene lines)
 
 
-def detect_specks(lum: np.ndarray, factor: float = 1.0, p: DustParams = DustParams()) -> np.ndarray:
-    """lum: (H, W) float32 luma in [0, 255]. Returns (H, W) bool, True on dust/hair pixels."""
+def detect_specks(lum: np.ndarray, factor: float = 1.0, p: DustParams = DustParams(),
+                  chroma: np.ndarray | None = None) -> np.ndarray:
+    """lum: (H, W) float32 luma in [0, 255]; chroma: (H, W) float32 max-min of RGB or None
+    (skips the colour test). Returns (H, W) bool, True on dust/hair pixels."""
     res = median_residual(lum, p.median)
+    # dust is grey-white or black: a speck more colourful than its surroundings is scene
+    # (berries, flowers, lights, coloured print dots)
+    grey = None if chroma is None else (chroma - cv2.medianBlur(np.clip(chroma, 0, 255).astype(np.uint8), p.median)) < p.max_chroma_gain
     clutter = box_mean(np.minimum(np.abs(res), p.clutter_cap), p.clutter_box) + 0.5
     out = np.zeros(lum.shape, bool)
     for r in (res, -res):
         grow = r > p.grow_floor * factor
         seed = (r > p.seed_floor * factor) & (r > p.clutter_ratio * clutter)
+        if grey is not None:
+            seed &= grey
         if not seed.any():
             continue
         n, lab, st, _ = cv2.connectedComponentsWithStats(grow.astype(np.uint8), connectivity=8)
