@@ -31,7 +31,7 @@ class LineParams:
     orientations: int = 12
     side: float = 5.0
     blur: float = 0.0            # Gaussian sigma applied before the ridge filter
-    asym: float = 0.5            # penalty on |side1 - side2| (lines along object boundaries)
+    asym: float = 0.75           # penalty on |side1 - side2| (lines along object boundaries)
     reach: int = 41              # px, continuation line
     cover: float = 0.45          # fraction of the continuation line with ridge evidence
     flat_floor: float = 15.0     # ridge of a line kept without continuation ...
@@ -43,7 +43,7 @@ class LineParams:
     clutter_mode: str = "residual"  # "residual": mean capped |lum - median7|; "ridge": see detect_lines
     strong_clutter: float = 10.0  # seed ridge / mean |residual| around it
     weak_clutter: float = 4.0
-    min_length: float = 60.0     # px, bounding-box diagonal of a kept component
+    min_length: float = 80.0     # px, bounding-box diagonal of a kept component
     net_floor: float = 15.0      # ridge of crack-network evidence ...
     net_clutter: float = 10.0     # ... and its ratio to the clutter
     net_length: float = 60.0     # px, bounding-box diagonal of a network
