@@ -115,3 +115,11 @@ def test_painted_yellow_line_is_not_a_scratch():
     assert detect(g, MaskConfig()).kind_pixels["scratches"] == 0
     cv2.line(g, (0, 20), (199, 60), (240, 240, 236), 2, cv2.LINE_AA)  # a white one is found
     assert detect(g, MaskConfig()).kind_pixels["scratches"] > 100
+
+
+def test_orange_print_mid_picture_is_not_a_date_stamp():
+    """Camera date stamps sit near the top or bottom edge; orange print in the middle of the
+    picture (a postage stamp, a poster, a shop sign) belongs to the scene."""
+    img = _clean()
+    cv2.putText(img, "98 7 14", (60, 85), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 140, 40), 2, cv2.LINE_AA)
+    assert detect(img, MaskConfig()).kind_pixels["text"] == 0

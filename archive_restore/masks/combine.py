@@ -21,8 +21,9 @@ from archive_restore.masks.text import detect_text
 KNOWN_KINDS = ("scratches", "cracks", "dust", "text", "blotches")
 
 
-def detect_tile(image: np.ndarray, cfg: MaskConfig) -> dict[str, np.ndarray]:
-    """image: (h, w, 3) uint8 RGB tile. Returns kind -> (h, w) bool, before dilation."""
+def detect_tile(image: np.ndarray, cfg: MaskConfig, where: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """image: (h, w, 3) uint8 RGB tile; where: (its first row in the image, image height),
+    None for a whole image. Returns kind -> (h, w) bool, before dilation."""
     factor = sensitivity_factor(cfg.sensitivity)
     unknown = set(cfg.kinds) - set(KNOWN_KINDS)
     if unknown:
@@ -35,7 +36,7 @@ def detect_tile(image: np.ndarray, cfg: MaskConfig) -> dict[str, np.ndarray]:
     if "dust" in cfg.kinds:
         out["dust"] = detect_specks(lum, factor, chroma=chroma)
     if "text" in cfg.kinds:
-        out["text"] = detect_text(image, lum, factor)
+        out["text"] = detect_text(image, lum, factor, where=where)
     if "blotches" in cfg.kinds:
         out["blotches"] = detect_blotches(image, lum, factor)
     return out
@@ -52,7 +53,7 @@ def detect_kinds(image: np.ndarray, cfg: MaskConfig) -> dict[str, np.ndarray]:
         for x in range(0, w, t):
             y0, x0 = max(0, y - ov), max(0, x - ov)
             y1, x1 = min(h, y + t + ov), min(w, x + t + ov)
-            part = detect_tile(np.ascontiguousarray(image[y0:y1, x0:x1]), cfg)
+            part = detect_tile(np.ascontiguousarray(image[y0:y1, x0:x1]), cfg, where=(y0, h))
             for k, m in part.items():
                 if k not in out:
                     out[k] = np.zeros((h, w), bool)

@@ -30,14 +30,18 @@ class TextParams:
     join: float = 1.2               # gap bridged along a row, in glyph heights
     orange_offset: float = 40.0     # red - max(blue, green / 2) above this is "orange"
     red_min: float = 150.0          # red channel floor of a stamp pixel
+    stamp_band: float = 0.22        # stamps lie in the top or bottom 22 % of the image
     max_green: float = 0.65         # green / red ceiling of a stamp pixel
     stamp_glyphs: int = 2           # separate pieces in a stamp row (merged digits count once)
 
 
-def _rows(cand: np.ndarray, p: TextParams, same_height: bool, min_glyphs: int) -> tuple[np.ndarray, np.ndarray]:
+def _rows(cand: np.ndarray, p: TextParams, same_height: bool, min_glyphs: int,
+          band: tuple[int, int, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Keep candidates that belong to a horizontal row of several glyphs.
 
-    Returns (kept candidate pixels, row boxes as a (H, W) bool mask of the closed rows)."""
+    band: (tile's first row in the image, image height, fraction): rows must lie inside the
+    top or bottom ``fraction`` of the image. Returns (kept candidate pixels, (H, W) bool
+    mask of the kept closed rows)."""
     empty = np.zeros(cand.shape, bool)
     ng, glab, gst, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8)
     if ng <= 2:
@@ -54,6 +58,10 @@ def _rows(cand: np.ndarray, p: TextParams, same_height: bool, min_glyphs: int) -
     area = stats[:, cv2.CC_STAT_AREA]
     fill = area / np.maximum(w * h, 1)
     keep = (w >= p.min_row_width) & (w >= p.min_row_aspect * h) & (fill > 0.25)
+    if band is not None:
+        y0, full_h, frac = band
+        top = stats[:, cv2.CC_STAT_TOP] + y0
+        keep &= (top + h <= frac * full_h) | (top >= (1.0 - frac) * full_h)
     keep[0] = False
     if not keep.any():
         return empty, empty
@@ -78,15 +86,21 @@ def _rows(cand: np.ndarray, p: TextParams, same_height: bool, min_glyphs: int) -
     return keep[lab] & cand, keep[lab]
 
 
-def detect_text(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: TextParams = TextParams()) -> np.ndarray:
-    """image: (H, W, 3) uint8 RGB; lum: its luma float32. Returns (H, W) bool text pixels."""
+def detect_text(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: TextParams = TextParams(),
+                where: tuple[int, int] | None = None) -> np.ndarray:
+    """image: (H, W, 3) uint8 RGB; lum: its luma float32; where: (first row of this tile in
+    the image, image height), None for a whole image. Returns (H, W) bool text pixels."""
+    y0, full_h = where if where is not None else (0, image.shape[0])
     f = image.astype(np.float32)
     r, g, b = f[..., 0], f[..., 1], f[..., 2]
     # stamp inks are orange-red: green at most ~0.6 of red (yellow paint and foliage are not)
     orange = np.clip(np.minimum(r - b, r - 0.5 * g) - p.orange_offset, 0, None) * (r > p.red_min) * (g < p.max_green * r)
     k = cv2.getStructuringElement(cv2.MORPH_RECT, (p.stroke, p.stroke))
     oth = cv2.morphologyEx(orange, cv2.MORPH_TOPHAT, k)
-    out, boxes = _rows(oth > p.stamp_floor * factor, p, same_height=False, min_glyphs=p.stamp_glyphs)
+    # camera date stamps sit near the top or bottom edge; orange print elsewhere (postage
+    # stamps, signs, posters) is part of the picture
+    out, boxes = _rows(oth > p.stamp_floor * factor, p, same_height=False, min_glyphs=p.stamp_glyphs,
+                       band=(y0, full_h, p.stamp_band))
     if boxes.any():  # the stamp's glow and fringe, inside its row grown by a few px
         near = cv2.dilate(boxes.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7))) > 0
         out |= near & (oth > p.glow_floor * factor)
