@@ -26,6 +26,7 @@ class DustParams:
     clutter_cap: float = 12.0
     clutter_ratio: float = 20.0     # peak / clutter
     max_chroma_gain: float = 15.0   # grey levels of chroma above the local median
+    max_ring_spread: float = 0.25   # ring std / peak contrast (0 disables the ring test)
     max_extent: int = 12            # px, bounding box of a speck
     max_aspect: float = 3.0
     hair_extent: int = 60           # px, bounding box of a hair
@@ -61,5 +62,28 @@ def detect_specks(lum: np.ndarray, factor: float = 1.0, p: DustParams = DustPara
         hair = (big <= p.hair_extent) & (area <= p.hair_width * np.hypot(w, h)) & (peak_ratio >= p.hair_ratio)
         keep = has & (speck | hair)
         keep[0] = False
+        if keep.any() and p.max_ring_spread > 0:
+            keep &= _uniform_ring(lum, lab * keep[lab], n, r, p.max_ring_spread)
         out |= keep[lab]
     return out
+
+
+def _uniform_ring(lum: np.ndarray, lab: np.ndarray, n: int, r: np.ndarray, spread: float) -> np.ndarray:
+    """(n,) bool: components whose surrounding ring (2-3 px out) is even: its luma std is
+    below ``spread`` times the component's peak contrast. Dust lies on the photo; corners of
+    roofs, chimneys and road markings, which also stand out of a median, have an uneven ring."""
+    lab32 = lab.astype(np.float32)
+    outer = cv2.dilate(lab32, cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7)))
+    inner = cv2.dilate(lab32, cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3)))
+    ring = (outer > 0) & (inner == 0)
+    rl = outer[ring].astype(np.int64)
+    v = lum[ring].astype(np.float64)
+    cnt = np.maximum(np.bincount(rl, minlength=n), 1)
+    mean = np.bincount(rl, v, n) / cnt
+    std = np.sqrt(np.maximum(np.bincount(rl, v * v, n) / cnt - mean * mean, 0))
+    peak = np.zeros(n)
+    m = lab > 0
+    np.maximum.at(peak, lab[m], r[m])
+    ok = std <= spread * peak
+    ok[0] = False
+    return ok
