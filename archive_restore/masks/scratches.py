@@ -34,8 +34,10 @@ class LineParams:
     asym: float = 0.75           # penalty on |side1 - side2| (lines along object boundaries)
     reach: int = 41              # px, continuation line
     cover: float = 0.45          # fraction of the continuation line with ridge evidence
-    flat_floor: float = 15.0     # ridge of a line kept without continuation ...
+    flat_floor: float = 10.0     # ridge of a line kept without continuation ...
     flat_clutter: float = 15.0   # ... where it stands this far above the clutter
+    flat_level: float = 2.0      # clutter below this is "flat photo" ...
+    flat_min_length: float = 20.0  # ... where a component this long is enough
     strong: float = 40.0         # ridge contrast of a seed
     weak: float = 10.0           # ridge contrast of support
     clutter_box: int = 31
@@ -98,6 +100,8 @@ def detect_lines(lum: np.ndarray, res: np.ndarray, factor: float = 1.0, p: LineP
             ev &= (cov >= p.cover) | flat_ok
             weak |= ev
             strong |= ev & (ridge > p.strong * factor) & (ridge > p.strong_clutter * clutter)
+            # on very flat photo (sky, walls, skin in shade) a clear line is its own seed
+            strong |= ev & flat_ok & (clutter < p.flat_level)
     # crack networks: branching, kinked thin lines without long straight runs; kept when the
     # component spreads wide but sparse (a bounding box mostly empty, many pixels in it)
     if net.any():
@@ -113,7 +117,9 @@ def detect_lines(lum: np.ndarray, res: np.ndarray, factor: float = 1.0, p: LineP
             continue
         lab, n, st, keep = hysteresis(strong, weak)
         length = np.hypot(st[:, cv2.CC_STAT_WIDTH], st[:, cv2.CC_STAT_HEIGHT])
-        keep &= length >= p.min_length
+        sel = lab > 0
+        mclut = np.bincount(lab[sel], clutter[sel], n) / np.maximum(np.bincount(lab[sel], minlength=n), 1)
+        keep &= length >= np.where(mclut < p.flat_level, p.flat_min_length, p.min_length)
         if chroma is not None and keep.any():
             keep &= ~_more_colourful(lab, n, keep, chroma, p.max_chroma_gain)
         out |= keep[lab]
