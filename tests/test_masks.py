@@ -132,3 +132,14 @@ def test_corner_of_a_dark_shape_is_not_dust():
     img[60:, :] = 40
     img[50:60, 70:76] = 40  # a small chimney on the roof line
     assert detect(img, MaskConfig()).kind_pixels["dust"] == 0
+
+
+def test_specks_on_flat_photo_are_not_scratches():
+    """A speck lights the line filter at every angle (a star one kernel long); on flat photo,
+    where short lines are accepted, such stars must not become scratches."""
+    img = np.full((160, 200, 3), 120, np.uint8)
+    for x, y in [(40, 40), (120, 60), (160, 130), (70, 120)]:
+        cv2.circle(img, (x, y), 2, (250, 250, 250), -1, cv2.LINE_AA)
+    r = detect(img, MaskConfig())
+    assert r.kind_pixels["scratches"] == 0
+    assert r.kind_pixels["dust"] > 0

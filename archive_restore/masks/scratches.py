@@ -38,6 +38,7 @@ class LineParams:
     flat_clutter: float = 15.0   # ... where it stands this far above the clutter
     flat_level: float = 2.0      # clutter below this is "flat photo" ...
     flat_min_length: float = 20.0  # ... where a component this long is enough
+    short_width: float = 3.0     # px, area / length of a component shorter than min_length
     strong: float = 40.0         # ridge contrast of a seed
     weak: float = 10.0           # ridge contrast of support
     clutter_box: int = 31
@@ -120,6 +121,10 @@ def detect_lines(lum: np.ndarray, res: np.ndarray, factor: float = 1.0, p: LineP
         sel = lab > 0
         mclut = np.bincount(lab[sel], clutter[sel], n) / np.maximum(np.bincount(lab[sel], minlength=n), 1)
         keep &= length >= np.where(mclut < p.flat_level, p.flat_min_length, p.min_length)
+        # a short component must be thin: a dust speck on flat photo lights the filter at
+        # every angle and leaves a star about one kernel long
+        area = st[:, cv2.CC_STAT_AREA]
+        keep &= (length >= p.min_length) | (area <= p.short_width * length)
         if chroma is not None and keep.any():
             keep &= ~_more_colourful(lab, n, keep, chroma, p.max_chroma_gain)
         out |= keep[lab]
