@@ -64,25 +64,6 @@ def _shift(a: np.ndarray, dx: float, dy: float) -> np.ndarray:
     return cv2.warpAffine(a, m, (a.shape[1], a.shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def ridge_response(lum: np.ndarray, length: int, n: int, side: float) -> tuple[np.ndarray, np.ndarray]:
-    """Matched ridge filter on luma at ``n`` orientations.
-
-    For each orientation the mean of ``lum`` along a ``length``-px line is compared with the
-    same mean on the two parallel lines ``side`` px away: a bright (dark) ridge is above
-    (below) both sides; a step edge lies between its sides and scores <= 0. Returns (bright, dark), (H, W) float32 >= 0:
-    the best bright-ridge and dark-ridge contrast over orientations, in grey levels.
-    """
-    bright = np.zeros(lum.shape, np.float32)
-    dark = np.zeros(lum.shape, np.float32)
-    for k, t in line_kernels(length, n):
-        r = cv2.filter2D(lum, -1, k, borderType=cv2.BORDER_REFLECT)
-        nx, ny = -np.sin(t) * side, np.cos(t) * side
-        s1, s2 = _shift(r, nx, ny), _shift(r, -nx, -ny)
-        np.maximum(bright, r - np.maximum(s1, s2), out=bright)
-        np.maximum(dark, np.minimum(s1, s2) - r, out=dark)
-    return bright, dark
-
-
 def box_mean(a: np.ndarray, size: int) -> np.ndarray:
     """Mean of ``a`` over a ``size`` square (reflected border). (H, W) float32."""
     return cv2.blur(a, (size, size), borderType=cv2.BORDER_REFLECT)
@@ -110,18 +91,15 @@ def remove_small(mask: np.ndarray, min_area: int) -> np.ndarray:
     return keep[lab]
 
 
-def thin_residuals(lum: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """White and black top-hat of ``lum`` with a ``size`` square: structures thinner than
-    ``size`` brighter (first) or darker (second) than their surroundings. (H, W) float32 >= 0."""
-    k = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
-    return cv2.morphologyEx(lum, cv2.MORPH_TOPHAT, k), cv2.morphologyEx(lum, cv2.MORPH_BLACKHAT, k)
-
-
 def oriented_ridges(lum: np.ndarray, length: int, n: int, side: float, asym: float = 0.0) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """Per orientation: (bright ridge, dark ridge, angle) of the matched filter described in
-    ``ridge_response``, each minus ``asym`` times the difference between the two sides (a
-    line along an object boundary has unequal sides; a scratch over flat photo has equal
-    ones). Maps are (H, W) float32 in grey levels (negative = no ridge)."""
+    """Matched ridge filter on luma at ``n`` orientations: per orientation (bright, dark, angle).
+
+    The mean of ``lum`` along a ``length``-px line is compared with the same mean on the two
+    parallel lines ``side`` px away: a bright (dark) ridge is above (below) both sides, a step
+    edge lies between them and scores <= 0. Each score is further reduced by ``asym`` times
+    the difference between the two sides (a line along an object boundary has unequal sides; a
+    scratch over flat photo has equal ones). Maps are (H, W) float32 in grey levels
+    (negative = no ridge)."""
     out = []
     for k, t in line_kernels(length, n):
         r = cv2.filter2D(lum, -1, k, borderType=cv2.BORDER_REFLECT)

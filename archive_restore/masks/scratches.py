@@ -9,8 +9,12 @@ evidence integrated along the line.
    angle, that also carries ridge evidence. Scratches continue; hair, eyes, fabric and
    foliage, whose ridges turn quickly, do not.
 3. A pixel is a line pixel when, at some orientation, its ridge passes an absolute floor,
-   stands well above the local clutter (mean |lum - median7| around it) and continues.
-   Hysteresis: components must hold a strong seed and be long enough.
+   stands well above the local clutter (mean capped |lum - median7| around it) and
+   continues — or, on very flat photo, is simply clear. Hysteresis: components must hold a
+   strong seed and be long enough (80 px; 20 px and thin on flat photo).
+4. Colour: a component more colourful than the ring around it is scene (painted lines);
+   scratches expose white base or black binder.
+5. Cracks: sparse, wide networks of ridge evidence (no continuation needed).
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ class LineParams:
     length: int = 21
     orientations: int = 12
     side: float = 5.0
-    blur: float = 0.0            # Gaussian sigma applied before the ridge filter
     asym: float = 0.75           # penalty on |side1 - side2| (lines along object boundaries)
     reach: int = 41              # px, continuation line
     cover: float = 0.45          # fraction of the continuation line with ridge evidence
@@ -43,7 +46,6 @@ class LineParams:
     weak: float = 10.0           # ridge contrast of support
     clutter_box: int = 31
     clutter_cap: float = 12.0    # grey levels
-    clutter_mode: str = "residual"  # "residual": mean capped |lum - median7|; "ridge": see detect_lines
     strong_clutter: float = 10.0  # seed ridge / mean |residual| around it
     weak_clutter: float = 4.0
     min_length: float = 80.0     # px, bounding-box diagonal of a kept component
@@ -61,22 +63,10 @@ def detect_lines(lum: np.ndarray, res: np.ndarray, factor: float = 1.0, p: LineP
     """lum: (H, W) float32 luma; res: ``median_residual(lum, 7)`` (texture measure);
     chroma: (H, W) float32 max-min of RGB, enables the colour test (None skips it).
     Returns (H, W) bool, True on scratch/crack pixels."""
+    ridges = oriented_ridges(lum, p.length, p.orientations, p.side, p.asym)
     # texture energy around the pixel; each pixel's share is capped so that the damage's own
     # thin strong lines barely raise it (texture has many moderate residuals, a line few big ones)
-    # a light blur widens 1-px lines so that a line between two of the 12 orientations
-    # still falls inside the kernel along its whole length
-    src = cv2.GaussianBlur(lum, (0, 0), p.blur) if p.blur > 0 else lum
-    ridges = oriented_ridges(src, p.length, p.orientations, p.side, p.asym)
-    if p.clutter_mode == "ridge":
-        # line-shaped texture around the pixel: the mean over orientations of the (capped)
-        # ridge responses. Film grain averages out along 21 px and barely counts; fabric,
-        # foliage and brickwork, which hold lines at many angles, count fully.
-        iso = np.zeros(lum.shape, np.float32)
-        for bright, dark, _ in ridges:
-            iso += np.minimum(np.maximum(bright, 0) + np.maximum(dark, 0), p.clutter_cap)
-        clutter = box_mean(iso * (1.0 / len(ridges)), p.clutter_box)
-    else:
-        clutter = box_mean(np.minimum(np.abs(res), p.clutter_cap), p.clutter_box)
+    clutter = box_mean(np.minimum(np.abs(res), p.clutter_cap), p.clutter_box)
     reach = dict((round(t, 6), k) for k, t in line_kernels(p.reach // 2 | 1, p.orientations))
     out = np.zeros(lum.shape, bool)
     strong_b = np.zeros(lum.shape, bool)
