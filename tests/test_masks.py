@@ -76,3 +76,70 @@ def test_bad_input_and_sensitivity():
         detect(np.zeros((10, 10), np.uint8), MaskConfig())
     with pytest.raises(ValueError):
         detect(np.zeros((10, 10, 3), np.uint8), MaskConfig(sensitivity="extreme"))
+
+
+def test_strong_straight_edge_is_not_a_scratch():
+    """An object boundary (step edge, even a sharpened one with a thin halo on one side)
+    is not a ridge: the ridge filter's two sides differ, so nothing is flagged."""
+    img = _clean()
+    img[:, 100:] = np.clip(img[:, 100:].astype(np.int16) + 90, 0, 255).astype(np.uint8)
+    img[:, 99] = np.clip(img[:, 99].astype(np.int16) - 25, 0, 255).astype(np.uint8)  # unsharp halo
+    r = detect(img, MaskConfig())
+    assert r.kind_pixels["scratches"] == 0
+    assert r.mask.mean() < 0.001
+
+
+def test_dark_scratch_found():
+    img = np.clip(_clean().astype(np.int16) + 60, 0, 255).astype(np.uint8)
+    cv2.line(img, (0, 40), (199, 120), (25, 25, 25), 2, cv2.LINE_AA)
+    gt = np.zeros(img.shape[:2], np.uint8)
+    cv2.line(gt, (0, 40), (199, 120), 1, 2, cv2.LINE_AA)
+    s = tolerant_scores(detect(img, MaskConfig()).mask, gt > 0)
+    assert s["tp_gt"] / (s["tp_gt"] + s["fn"]) > 0.8
+
+
+def test_white_fence_planks_are_not_blotches():
+    """Flat white elongated patches (fence planks, window frames) are scene, not emulsion loss."""
+    img = _clean()
+    for x in range(20, 190, 30):
+        img[30:140, x:x + 12] = (245, 245, 242)
+    assert detect(img, MaskConfig()).kind_pixels["blotches"] == 0
+
+
+def test_painted_yellow_line_is_not_a_scratch():
+    """Scratches expose white base or black binder; a saturated painted line (road marking)
+    is more colourful than its surroundings and is scene content."""
+    g = np.full((160, 200, 3), 95, np.uint8)
+    g += np.random.default_rng(1).integers(0, 6, g.shape, dtype=np.uint8)
+    cv2.line(g, (0, 140), (199, 100), (235, 200, 40), 2, cv2.LINE_AA)
+    assert detect(g, MaskConfig()).kind_pixels["scratches"] == 0
+    cv2.line(g, (0, 20), (199, 60), (240, 240, 236), 2, cv2.LINE_AA)  # a white one is found
+    assert detect(g, MaskConfig()).kind_pixels["scratches"] > 100
+
+
+def test_orange_print_mid_picture_is_not_a_date_stamp():
+    """Camera date stamps sit near the top or bottom edge; orange print in the middle of the
+    picture (a postage stamp, a poster, a shop sign) belongs to the scene."""
+    img = _clean()
+    cv2.putText(img, "98 7 14", (60, 85), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 140, 40), 2, cv2.LINE_AA)
+    assert detect(img, MaskConfig()).kind_pixels["text"] == 0
+
+
+def test_corner_of_a_dark_shape_is_not_dust():
+    """Sharp corners (chimneys and roofs against the sky) stand out of a median filter but
+    have an uneven surround; dust sits on even photo."""
+    img = np.full((120, 160, 3), 225, np.uint8)
+    img[60:, :] = 40
+    img[50:60, 70:76] = 40  # a small chimney on the roof line
+    assert detect(img, MaskConfig()).kind_pixels["dust"] == 0
+
+
+def test_specks_on_flat_photo_are_not_scratches():
+    """A speck lights the line filter at every angle (a star one kernel long); on flat photo,
+    where short lines are accepted, such stars must not become scratches."""
+    img = np.full((160, 200, 3), 120, np.uint8)
+    for x, y in [(40, 40), (120, 60), (160, 130), (70, 120)]:
+        cv2.circle(img, (x, y), 2, (250, 250, 250), -1, cv2.LINE_AA)
+    r = detect(img, MaskConfig())
+    assert r.kind_pixels["scratches"] == 0
+    assert r.kind_pixels["dust"] > 0

@@ -19,9 +19,12 @@ from archive_restore.masks._common import remove_small
 class BlotchParams:
     white_floor: float = 205.0     # luma of paper white
     max_chroma: float = 30.0
-    flat_std: float = 6.0          # local std (grey levels) inside a loss
+    flat_std: float = 3.0          # local std (grey levels) inside a loss
     ring_contrast: float = 40.0    # patch brighter than surroundings by this much
     min_area: int = 40
+    max_aspect: float = 3.0        # bounding-box aspect of a patch
+    max_border: float = 0.4        # share of an image side a patch may run along (tears bite less)
+    ring_fraction: float = 0.6     # share of the ring that must be darker by ring_contrast / 2
 
 
 def detect_blotches(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: BlotchParams = BlotchParams()) -> np.ndarray:
@@ -36,8 +39,16 @@ def detect_blotches(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: 
         return cand
     n, lab, stats, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8)
     out = np.zeros(cand.shape, bool)
+    H, W = lum.shape
+    contact = np.zeros(n, np.int64)
+    for edge in (lab[0], lab[-1], lab[:, 0], lab[:, -1]):
+        contact = contact + np.bincount(edge, minlength=n) * (1.0 / len(edge)) * 1000
     for i in range(1, n):
         x, y, w, h, a = stats[i]
+        if contact[i] > 1000 * p.max_border:  # open sky or a white wall running off the picture
+            continue
+        if max(w, h) > p.max_aspect * min(w, h):  # planks, window frames, stripes: not a patch
+            continue
         pad = max(4, int(0.5 * max(w, h)))
         y0, y1, x0, x1 = max(0, y - pad), min(lum.shape[0], y + h + pad), max(0, x - pad), min(lum.shape[1], x + w + pad)
         comp = lab[y0:y1, x0:x1] == i
@@ -47,7 +58,8 @@ def detect_blotches(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: 
             continue
         inside = lum[y0:y1, x0:x1][comp].mean()
         around = np.median(lum[y0:y1, x0:x1][ring])
-        if inside - around > p.ring_contrast * factor and comp.sum() < 0.25 * lum.size:
+        darker = float(np.mean(lum[y0:y1, x0:x1][ring] < inside - 0.5 * p.ring_contrast * factor))
+        if inside - around > p.ring_contrast * factor and darker >= p.ring_fraction and comp.sum() < 0.25 * lum.size:
             # include the soft edge: dilate into pixels brighter than the surroundings
             soft = cv2.dilate(comp.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))) > 0
             soft &= lum[y0:y1, x0:x1] > around + 0.25 * (inside - around)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from archive_restore.config import MaskConfig
-from archive_restore.masks._common import luma, sensitivity_factor
+from archive_restore.masks._common import luma, median_residual, remove_small, sensitivity_factor
 from archive_restore.masks.blotches import detect_blotches
 from archive_restore.masks.dust import detect_specks
 from archive_restore.masks.scratches import detect_lines
@@ -21,20 +21,22 @@ from archive_restore.masks.text import detect_text
 KNOWN_KINDS = ("scratches", "cracks", "dust", "text", "blotches")
 
 
-def detect_tile(image: np.ndarray, cfg: MaskConfig) -> dict[str, np.ndarray]:
-    """image: (h, w, 3) uint8 RGB tile. Returns kind -> (h, w) bool, before dilation."""
+def detect_tile(image: np.ndarray, cfg: MaskConfig, where: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """image: (h, w, 3) uint8 RGB tile; where: (its first row in the image, image height),
+    None for a whole image. Returns kind -> (h, w) bool, before dilation."""
     factor = sensitivity_factor(cfg.sensitivity)
     unknown = set(cfg.kinds) - set(KNOWN_KINDS)
     if unknown:
         raise ValueError(f"unknown mask kinds {sorted(unknown)}; choose from {KNOWN_KINDS}")
     lum = luma(image)
     out: dict[str, np.ndarray] = {}
+    chroma = image.max(axis=2).astype(np.float32) - image.min(axis=2).astype(np.float32)
     if "scratches" in cfg.kinds or "cracks" in cfg.kinds:
-        out["scratches"] = detect_lines(lum, factor)
+        out["scratches"] = detect_lines(lum, median_residual(lum, 7), factor, chroma=chroma)
     if "dust" in cfg.kinds:
-        out["dust"] = detect_specks(lum, factor)
+        out["dust"] = detect_specks(lum, factor, chroma=chroma)
     if "text" in cfg.kinds:
-        out["text"] = detect_text(image, lum, factor)
+        out["text"] = detect_text(image, lum, factor, where=where)
     if "blotches" in cfg.kinds:
         out["blotches"] = detect_blotches(image, lum, factor)
     return out
@@ -51,7 +53,7 @@ def detect_kinds(image: np.ndarray, cfg: MaskConfig) -> dict[str, np.ndarray]:
         for x in range(0, w, t):
             y0, x0 = max(0, y - ov), max(0, x - ov)
             y1, x1 = min(h, y + t + ov), min(w, x + t + ov)
-            part = detect_tile(np.ascontiguousarray(image[y0:y1, x0:x1]), cfg)
+            part = detect_tile(np.ascontiguousarray(image[y0:y1, x0:x1]), cfg, where=(y0, h))
             for k, m in part.items():
                 if k not in out:
                     out[k] = np.zeros((h, w), bool)
