@@ -104,3 +104,21 @@ def test_cli_train_then_export(photos, tmp_path):
     res = runner.invoke(app, ["export-onnx", str(run / "generator.pth"), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert out.is_file()
+
+    # ... and the exported model restores a folder through ONNX Runtime
+    scans, masks = tmp_path / "scans", tmp_path / "handmasks"
+    scans.mkdir()
+    masks.mkdir()
+    img = cv2.imread(str(next((photos / "streets").glob("*.png"))))
+    cv2.imwrite(str(scans / "a.png"), img)
+    m = np.zeros(img.shape[:2], np.uint8)
+    m[10:14, 5:40] = 255
+    cv2.imwrite(str(masks / "a.png"), m)
+    res = runner.invoke(app, ["folder", str(scans), "--masks", str(masks), "--model", str(out),
+                              "--out", str(tmp_path / "restored"), "--no-report", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    restored = cv2.imread(str(tmp_path / "restored" / "a.png"))
+    assert restored.shape == img.shape
+    assert np.array_equal(restored[m == 0], img[m == 0])
+    record = json.loads((tmp_path / "restored" / "manifest.jsonl").read_text().splitlines()[-1])
+    assert record["status"] == "restored" and record["model_id"] == json.loads(out.with_suffix(".json").read_text())["onnx_sha256"]
