@@ -200,8 +200,9 @@ def train_cmd(
     """Train an inpainting generator with a PatchGAN discriminator; resumable and seeded.
 
     Writes RUN_DIR/ckpt_<step>.pth, last.pth, generator.pth (export this one),
-    samples/<step>.png and metrics.jsonl. Ctrl-C saves last.pth before exiting.
+    samples/<step>.png and metrics.jsonl. Ctrl-C or SIGTERM saves last.pth before exiting.
     """
+    import signal
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -235,6 +236,10 @@ def train_cmd(
                 last_print[0] = time.monotonic()
                 typer.echo(f"step {step}/{trainer.cfg.steps} {info}", err=True)
 
+        def on_term(signum, frame):  # `kill` saves like Ctrl-C (background jobs ignore SIGINT)
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_term)
         try:
             result = trainer.run(on_step=on_step)
         except KeyboardInterrupt:

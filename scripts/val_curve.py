@@ -19,7 +19,10 @@ COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
 
 def main() -> None:
     src, dst = Path(sys.argv[1]), Path(sys.argv[2])
-    recs = [json.loads(l) for l in src.read_text().splitlines() if '"event": "val"' in l]
+    lines = [json.loads(l) for l in src.read_text().splitlines()]
+    recs = [r for r in lines if r.get("event") == "val"]
+    start = next((r for r in lines if r.get("event") == "start"), {})
+    prefill = start.get("model_config", {}).get("prefill", "classical").upper()
     kinds = [k for k, v in recs[0].items() if isinstance(v, dict)]
     steps = np.array([r["step"] for r in recs])
     gains = {k: np.array([r[k]["model"] - r[k]["prefill"] for r in recs]) for k in kinds}
@@ -40,8 +43,8 @@ def main() -> None:
         c = COLOURS[i % len(COLOURS)][::-1]
         pts = np.array([[sx(s), sy(v)] for s, v in zip(steps, gains[k])], np.int32)
         cv2.polylines(img, [pts], False, c, 2, cv2.LINE_AA)
-        cv2.putText(img, k, (W - m + 4 - 0 if False else m + 10 + 140 * i, m - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45, c, 1, cv2.LINE_AA)
-    cv2.putText(img, "masked PSNR gain over the TELEA pre-fill (dB) vs training step", (m, H - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, k, (m + 10 + 140 * i, m - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45, c, 1, cv2.LINE_AA)
+    cv2.putText(img, f"masked PSNR gain over the model's own {prefill} pre-fill (dB) vs training step", (m, H - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     dst.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(dst), img)
     if "--md" in sys.argv:

@@ -163,6 +163,7 @@ def export_checkpoint(
                     f"ONNX Runtime and PyTorch disagree on {'x'.join(map(str, shape))}: "
                     f"max |diff| {diff:.3g} > bound {bound:g}"
                 )
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model file is meant to be shared
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
