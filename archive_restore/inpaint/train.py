@@ -25,9 +25,10 @@ import torch
 
 from archive_restore.config import ModelConfig, TrainConfig, from_dict, to_dict
 from archive_restore.inpaint import losses as L
-from archive_restore.inpaint.checkpoint import CheckpointError, atomic_torch_save, load_checkpoint, save_checkpoint
+from archive_restore.inpaint.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from archive_restore.inpaint.data import IndexRange, InpaintDataset, validation_set
 from archive_restore.inpaint.model import build_discriminator, build_generator, count_params
+from archive_restore.io import copy_file_atomic
 
 VAL_KINDS = ("scratches", "cracks", "dust", "text", "blotches", "centre_square")
 
@@ -136,7 +137,7 @@ class Trainer:
         }
         ck = self.run_dir / f"ckpt_{self.step}.pth"
         save_checkpoint(ck, self.G, self.model_cfg, self.step, self.cfg, extra)
-        atomic_torch_save(torch.load(ck, weights_only=True), self.run_dir / "last.pth")
+        copy_file_atomic(ck, self.run_dir / "last.pth")
         save_checkpoint(self.run_dir / "generator.pth", self.G, self.model_cfg, self.step, self.cfg)
         ckpts = sorted(self.run_dir.glob("ckpt_*.pth"), key=lambda p: int(p.stem.split("_")[1]))
         for old in ckpts[: -self.cfg.keep_ckpts]:
