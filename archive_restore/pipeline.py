@@ -166,22 +166,13 @@ def list_inputs(input_dir: Path, exclude: Sequence[Path] = ()) -> list[tuple[str
 
 
 def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
-    """Last record per ``input`` of a manifest; unparsable lines (a killed write) are ignored."""
-    last: dict[str, dict[str, Any]] = {}
+    """Last record per ``input`` of a manifest (none if it does not exist); malformed lines, such
+    as a write cut by a kill, are skipped by the one manifest reader, ``report.records``."""
+    from archive_restore.report.records import read_manifest as read_records
+
     if not path.is_file():
-        return last
-    with open(path, "r", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and isinstance(rec.get("input"), str):
-                last[rec["input"]] = rec
-    return last
+        return {}
+    return {rec["input"]: rec for rec in read_records(path).records}
 
 
 _TEMP_RE = re.compile(r"^\..+" + re.escape(aio.TEMP_MARK) + r"[0-9a-f]{8}$")

@@ -25,15 +25,15 @@ import numpy as np
 import torch
 
 from archive_restore.damage import KINDS, damage_mask
+from archive_restore.io import IMAGE_EXTENSIONS
 from archive_restore.prefill import prefill
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def list_images(root: Path) -> list[Path]:
     """Every image file under ``root``, recursively, sorted (deterministic)."""
     root = Path(root)
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not files:
         raise FileNotFoundError(f"no images under {root}")
     return files

@@ -26,8 +26,8 @@ import torch
 from archive_restore import __version__
 from archive_restore.config import to_dict
 from archive_restore.inpaint.checkpoint import load_generator
-from archive_restore.io import write_bytes_atomic
-from archive_restore.runtime.session import SIDECAR_FORMAT, sha256_file, sidecar_path
+from archive_restore.io import sha256_file, write_bytes_atomic
+from archive_restore.runtime.session import SIDECAR_FORMAT, sidecar_path
 
 INPUTS = ("image", "mask")
 OUTPUT = "restored"

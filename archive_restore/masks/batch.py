@@ -13,8 +13,8 @@ from typing import Iterator
 import numpy as np
 
 from archive_restore.config import MaskConfig
+from archive_restore.io import IMAGE_EXTENSIONS
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 
 @dataclass
@@ -28,25 +28,17 @@ class MaskJob:
     error: str | None = None
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """A scan as (H, W, 3) uint8 RGB with EXIF orientation applied; 16-bit is scaled to 8-bit.
+def read_rgb(path: Path, max_pixels: int = 200_000_000) -> np.ndarray:
+    """A scan as (H, W, 3) uint8 RGB as a viewer shows it, through ``io.read_scan`` (the same
+    reader, orientation handling and decompression-bomb guard as ``restore folder``)."""
+    from archive_restore import io as aio
 
-    TEMPORARY: a small local reader until ``archive_restore.io.read_scan`` lands; switch to it then.
-    """
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            a = np.asarray(im).astype(np.float64)
-            a = np.clip(a / (65535.0 if a.max() > 255 else 255.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-            return np.repeat(a[..., None], 3, axis=2)
-        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    return aio.to_rgb8(aio.read_scan(path, max_pixels=max_pixels).pixels)
 
 
 def list_images(root: Path) -> list[Path]:
     """Image files under ``root`` (recursive, sorted), by suffix."""
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def mask_path(out_dir: Path, rel: Path) -> Path:
@@ -56,8 +48,7 @@ def mask_path(out_dir: Path, rel: Path) -> Path:
 
 def write_masks(input_dir: Path, out_dir: Path, cfg: MaskConfig) -> Iterator[MaskJob]:
     """Detect and write a mask per image; yields one ``MaskJob`` per file (errors included)."""
-    from PIL import Image
-
+    from archive_restore.io import write_mask
     from archive_restore.masks import detect
 
     for path in list_images(input_dir):
@@ -67,10 +58,7 @@ def write_masks(input_dir: Path, out_dir: Path, cfg: MaskConfig) -> Iterator[Mas
             image = read_rgb(path)
             res = detect(image, cfg)
             target = mask_path(out_dir, rel)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".tmp")
-            Image.fromarray(res.mask.astype(np.uint8) * 255).save(tmp, format="PNG")
-            tmp.replace(target)
+            write_mask(target, res.mask)
             job.out, job.flagged, job.kind_pixels = target, float(res.mask.mean()), res.kind_pixels
         except Exception as exc:  # per-file failure: recorded, the batch goes on
             job.error = f"{type(exc).__name__}: {exc}"

@@ -8,7 +8,6 @@ into filled windows using the same classical pre-fill the generator was trained 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from importlib import metadata
@@ -17,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from archive_restore.io import sha256_file  # noqa: F401  (re-exported for callers of the runtime)
 from archive_restore.prefill import prefill
 
 SIDECAR_FORMAT = "archive-restore/onnx-sidecar/1"
@@ -42,15 +42,6 @@ def default_model_path() -> Path:
 def sidecar_path(onnx_path: Path) -> Path:
     """``model.onnx`` -> ``model.json``."""
     return Path(onnx_path).with_suffix(".json")
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_single_runtime() -> None:
