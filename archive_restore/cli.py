@@ -196,6 +196,7 @@ def train_cmd(
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate of both networks.")] = 2e-4,
     adv_start: Annotated[int, typer.Option("--adv-start", min=0, help="Step at which the adversarial loss starts.")] = 1000,
     no_bf16: Annotated[bool, typer.Option("--no-bf16", help="CPU: train in float32 instead of bf16 autocast.")] = False,
+    max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", min=0.1, help="Stop and save after this much wall time (leased machines); continue later with --resume.")] = None,
 ) -> None:
     """Train an inpainting generator with a PatchGAN discriminator; resumable and seeded.
 
@@ -241,7 +242,7 @@ def train_cmd(
 
         signal.signal(signal.SIGTERM, on_term)
         try:
-            result = trainer.run(on_step=on_step)
+            result = trainer.run(on_step=on_step, max_seconds=None if max_minutes is None else max_minutes * 60)
         except KeyboardInterrupt:
             fail(f"interrupted at step {trainer.step}; saved {out / 'last.pth'} (resume with --resume)", 130)
     typer.echo(f"done: step {result['step']}, generator at {out / 'generator.pth'}")

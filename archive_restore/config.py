@@ -77,6 +77,7 @@ class TrainConfig:
     w_adv: float = 0.02
     w_fm: float = 1.0
     adv_start: int = 1000
+    d_hole_only: bool = True  # D's hinge terms count hole patches only (see losses.d_hinge)
     mask_mix: tuple[tuple[str, float], ...] = (
         ("scratches", 0.25),
         ("cracks", 0.15),

@@ -122,3 +122,27 @@ def test_cli_train_then_export(photos, tmp_path):
     assert np.array_equal(restored[m == 0], img[m == 0])
     record = json.loads((tmp_path / "restored" / "manifest.jsonl").read_text().splitlines()[-1])
     assert record["status"] == "restored" and record["model_id"] == json.loads(out.with_suffix(".json").read_text())["onnx_sha256"]
+
+
+def test_time_limit_stops_early_and_saves(photos, tmp_path, tiny_model_cfg):
+    t = _trainer(photos, tmp_path / "run", tiny_model_cfg, replace(SMALL, steps=1000, ckpt_every=1000))
+    result = t.run(max_seconds=0.0)  # deadline already passed: one step, then save
+    assert result["step"] == 1
+    assert load_checkpoint(tmp_path / "run" / "last.pth")["step"] == 1
+    events = [json.loads(line)["event"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert "time_limit" in events
+
+
+def test_discriminator_loss_ignores_patches_away_from_the_hole():
+    from archive_restore.inpaint.losses import d_hinge
+
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., :8, :8] = 1  # hole in the top-left patch of a 4x4 logit grid
+    real, fake = torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
+    base = d_hinge(real, fake, mask)
+    fake2, real2 = fake.clone(), real.clone()
+    fake2[..., 3, 3], real2[..., 2, 2] = 5.0, -5.0  # far from the hole: must not count
+    assert torch.equal(d_hinge(real2, fake2, mask), base)
+    fake2[..., 0, 0] = 5.0  # the hole's patch counts
+    assert d_hinge(real2, fake2, mask) > base
+    assert d_hinge(real2, fake2) > d_hinge(real, fake)  # unmasked form counts every patch

@@ -65,14 +65,29 @@ def ssim_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
     return _per_sample_masked_mean(1.0 - ssim_map(pred, target), dilate(mask, 3))
 
 
-def d_hinge(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Hinge loss for the discriminator."""
-    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+def hole_patches(mask: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """(B,1,h,w) {0,1}: the discriminator patches (``logits`` grid) that overlap the hole."""
+    return F.adaptive_max_pool2d(mask, logits.shape[-2:])
+
+
+def d_hinge(real_logits: torch.Tensor, fake_logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Hinge loss for the discriminator; logits (B,1,h,w), mask (B,1,H,W) {0,1}.
+
+    With ``mask``, both terms count only patches that overlap the hole. Away from the hole
+    the output *is* the original (the generator blends), so there a "fake" patch equals its
+    "real" one; asking D to call the same pixels real and fake pins the loss at 2 and spends
+    D's capacity on an impossible task (the floor gunet_v1's log shows).
+    """
+    if mask is None:
+        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+    m = hole_patches(mask, fake_logits)
+    n = m.sum().clamp_min(1.0)
+    return (F.relu(1.0 - real_logits) * m).sum() / n + (F.relu(1.0 + fake_logits) * m).sum() / n
 
 
 def g_hinge(fake_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Generator's hinge loss, counted on patches that overlap the hole (known patches are real)."""
-    m = F.adaptive_max_pool2d(mask, fake_logits.shape[-2:])
+    m = hole_patches(mask, fake_logits)
     return -(fake_logits * m).sum() / m.sum().clamp_min(1.0)
 
 

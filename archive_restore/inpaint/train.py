@@ -166,7 +166,7 @@ class Trainer:
             with self._autocast():
                 real_logits, _ = self.D(target, mask)
                 fake_logits, _ = self.D(out.detach(), mask)
-            d_loss = L.d_hinge(real_logits.float(), fake_logits.float())
+            d_loss = L.d_hinge(real_logits.float(), fake_logits.float(), mask if c.d_hole_only else None)
             d_loss.backward()
             self.opt_d.step()
             logs["d"] = float(d_loss.detach())
@@ -226,14 +226,25 @@ class Trainer:
         _write_png(path, np.concatenate(rows, axis=0))
         return path
 
-    def run(self, on_step: Callable[[int, dict[str, float], float], None] | None = None, log_every: int = 10) -> dict[str, Any]:
-        """Train from ``self.step`` to ``cfg.steps``; saves on the way and on Ctrl-C."""
+    def run(
+        self,
+        on_step: Callable[[int, dict[str, float], float], None] | None = None,
+        log_every: int = 10,
+        max_seconds: float | None = None,
+    ) -> dict[str, Any]:
+        """Train from ``self.step`` to ``cfg.steps``; saves on the way and on Ctrl-C.
+
+        ``max_seconds``: stop early (and save) once this much wall time has passed, for
+        leased machines with a time limit; the run resumes later with ``--resume``.
+        """
         c = self.cfg
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
         loader = torch.utils.data.DataLoader(
             self.data,
             batch_size=c.batch,
             sampler=IndexRange(self.step * c.batch),
             num_workers=c.workers,
+            pin_memory=self.dev.type == "cuda",
             persistent_workers=c.workers > 0,
             prefetch_factor=4 if c.workers > 0 else None,
         )
@@ -266,6 +277,9 @@ class Trainer:
                     self.write_samples()
                 if self.step % c.ckpt_every == 0:
                     self.save()
+                if deadline is not None and time.monotonic() > deadline:
+                    self.log({"event": "time_limit", "step": self.step})
+                    break
         except KeyboardInterrupt:
             self.save()
             raise
