@@ -285,7 +285,7 @@ def masks_cmd(
 def evaluate_cmd(
     clean_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, help="Folder of clean photos.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for evaluation.json.")] = Path("evaluation"),
-    kinds: Annotated[Optional[list[str]], typer.Option("--kinds", help="Damage kinds (repeat); default all.")] = None,
+    kinds: Annotated[Optional[list[str]], typer.Option("--kinds", help="scratches, cracks, dust, text, blotches or centre_square (restoration only); repeat; default all.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N photos.")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", help="ONNX model [default: the runtime's default model].")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic damage.")] = 0,
@@ -301,13 +301,14 @@ def evaluate_cmd(
 
     from archive_restore.config import MaskConfig
     from archive_restore.damage import KINDS
-    from archive_restore.evaluate import load_model, run_evaluation
+    from archive_restore.evaluate import RESTORE_ONLY_KINDS, load_model, run_evaluation
     from archive_restore.masks.batch import list_images, read_rgb
 
-    chosen = tuple(kinds) if kinds else KINDS
-    bad = [k for k in chosen if k not in KINDS]
+    allowed = KINDS + RESTORE_ONLY_KINDS
+    chosen = tuple(kinds) if kinds else allowed
+    bad = [k for k in chosen if k not in allowed]
     if bad:
-        fail(f"unknown kinds {bad}; choose from {list(KINDS)}")
+        fail(f"unknown kinds {bad}; choose from {list(allowed)}")
     if mask_sensitivity not in ("low", "medium", "high"):
         fail(f"--mask-sensitivity must be low, medium or high, not {mask_sensitivity!r}")
     files = list_images(clean_dir)[: limit or None]
@@ -331,6 +332,8 @@ def evaluate_cmd(
     f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     for k, r in report["kinds"].items():
         d = r["detection"]
+        if d is None:  # restoration-only kind (centre_square)
+            continue
         t.add_row(k, f(d["precision"]), f(d["recall"]), f(d["f1"]), f(d["iou"]), f(r["end_to_end"]["psnr"]), f(r["end_to_end"]["damaged_psnr"]))
     console.print(t)
     t2 = Table(title="restoration with ground-truth masks (inside the mask)")
@@ -340,6 +343,8 @@ def evaluate_cmd(
         for m, v in r["restoration_gt_mask"].items():
             t2.add_row(k, m, f(v["psnr"]), f(v["ssim"]), f(v["texture"]))
     console.print(t2)
+    if report["fsr_fast"] != "measured":
+        console.print(f"FSR_FAST {report['fsr_fast']} (install opencv-contrib-python-headless in place of opencv-python-headless to add it)")
     cf = report["clean_flagged"]
     console.print(f"undamaged photos flagged: mean {cf['mean'] * 100:.3f}%, max {cf['max'] * 100:.3f}%, over 1%: {cf['over_1pct']}")
     console.print("seconds per megapixel: " + ", ".join(f"{k} {v:.3f}" for k, v in report["seconds_per_mp"].items()))

@@ -3,6 +3,15 @@
 Owns the metrics (tolerant precision/recall/F1/IoU, PSNR/SSIM inside a mask, texture ratio)
 and the ``restore evaluate`` run. numpy + OpenCV only; the model runs through ONNX Runtime
 via ``archive_restore.runtime.session`` when available.
+
+Classical baselines: ``cv2.inpaint`` TELEA and Navier-Stokes (radius 3) always, and
+``cv2.xphoto.inpaint`` FSR_FAST when OpenCV's contrib modules are installed
+(``opencv-contrib-python-headless`` in place of ``opencv-python-headless``); without them the
+FSR column is left out and the report says why.
+
+Kinds: the synthetic damage kinds of ``archive_restore.damage`` (detection and restoration)
+and ``centre_square`` (restoration only: the Context Encoder's centre hole, 1/4 of the area,
+which no detector is meant to find).
 """
 
 from __future__ import annotations
@@ -11,6 +20,23 @@ import cv2
 import numpy as np
 
 TOLERANCE = 2  # px
+RESTORE_ONLY_KINDS = ("centre_square",)
+
+
+def has_fsr() -> bool:
+    """True when this OpenCV build has the contrib ``xphoto`` module (FSR inpainting)."""
+    return hasattr(cv2, "xphoto") and hasattr(cv2.xphoto, "INPAINT_FSR_FAST")
+
+
+def centre_square(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The centre-square case of (H, W, 3) uint8 ``image``: (damaged copy with the hole painted
+    paper-white, (H, W) bool mask of the middle half in each direction, 1/4 of the area)."""
+    h, w = image.shape[:2]
+    mask = np.zeros((h, w), bool)
+    mask[h // 4 : h - h // 4, w // 4 : w - w // 4] = True
+    damaged = image.copy()
+    damaged[mask] = (237, 232, 217)
+    return damaged, mask
 
 
 def _grow(mask: np.ndarray, r: int) -> np.ndarray:
@@ -74,11 +100,17 @@ def _prf(c: dict[str, int]) -> dict[str, float]:
 
 
 def _fill(method: str, image: np.ndarray, mask: np.ndarray, model) -> np.ndarray:
-    """(H, W, 3) uint8 fill of ``mask`` by ``method`` in telea / ns / model."""
+    """(H, W, 3) uint8 fill of ``mask`` by ``method`` in telea / ns / fsr_fast / model."""
     if method == "telea":
         return cv2.inpaint(image, mask.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
     if method == "ns":
         return cv2.inpaint(image, mask.astype(np.uint8) * 255, 3, cv2.INPAINT_NS)
+    if method == "fsr_fast":  # xphoto's mask is the other way round: non-zero = known pixel
+        out = np.empty_like(image)
+        cv2.xphoto.inpaint(image, (~mask).astype(np.uint8) * 255, out, cv2.xphoto.INPAINT_FSR_FAST)
+        res = image.copy()
+        res[mask] = out[mask]
+        return res
     out = model.fill([image.astype(np.float32) / 255.0], [mask.astype(bool)])[0]
     out = np.clip(np.asarray(out) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     res = image.copy()
@@ -116,10 +148,12 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
     from archive_restore.damage import KINDS, synthesize
     from archive_restore.masks import detect
 
-    methods = ["telea", "ns"] + (["model"] if model is not None else [])
+    fsr = has_fsr()
+    methods = ["telea", "ns"] + (["fsr_fast"] if fsr else []) + (["model"] if model is not None else [])
     report: dict = {"images": len(images), "kinds": {}, "tolerance_px": TOLERANCE,
                     "sensitivity": cfg.sensitivity, "seed": seed,
-                    "methods": methods}
+                    "methods": methods,
+                    "fsr_fast": "measured" if fsr else "left out: this OpenCV has no contrib xphoto module"}
     det_time = 0.0
     fill_time = {m: 0.0 for m in methods}
     mp_det = 0.0
@@ -135,42 +169,58 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
                                "over_1pct": int(sum(f > 0.01 for f in clean_fr))}
     rows: list[np.ndarray] = []
     for kind in kinds:
-        ki = KINDS.index(kind)
+        restore_only = kind in RESTORE_ONLY_KINDS
+        ki = len(KINDS) + RESTORE_ONLY_KINDS.index(kind) if restore_only else KINDS.index(kind)
         c = {"tp_pred": 0, "fp": 0, "tp_gt": 0, "fn": 0}
         rest = {m: {"psnr": [], "ssim": [], "texture": []} for m in methods}
         e2e, dmg_psnr = [], []
+        ft = {m: 0.0 for m in methods}
+        mpk = 0.0
         for i, (name, im) in enumerate(images):
-            d = synthesize(im, np.random.default_rng([seed, ki, i]), kinds=[kind])
-            t = time.perf_counter()
-            auto = detect(d.damaged, cfg).mask
-            det_time += time.perf_counter() - t
-            mp_det += im.shape[0] * im.shape[1] / 1e6
-            s = tolerant_scores(auto, d.mask)
-            for k in c:
-                c[k] += s[k]
-            if not d.mask.any():
+            if restore_only:
+                damaged, gt = centre_square(im)
+                auto = None
+            else:
+                d = synthesize(im, np.random.default_rng([seed, ki, i]), kinds=[kind])
+                damaged, gt = d.damaged, d.mask
+                t = time.perf_counter()
+                auto = detect(damaged, cfg).mask
+                det_time += time.perf_counter() - t
+                mp_det += im.shape[0] * im.shape[1] / 1e6
+                s = tolerant_scores(auto, gt)
+                for k in c:
+                    c[k] += s[k]
+            if not gt.any():
                 continue
             fills = {}
             for m in methods:
                 t = time.perf_counter()
-                fills[m] = _fill(m, d.damaged, d.mask, model)
-                fill_time[m] += time.perf_counter() - t
+                fills[m] = _fill(m, damaged, gt, model)
+                dt = time.perf_counter() - t
+                fill_time[m] += dt
+                ft[m] += dt
                 smap = ssim_map(fills[m], im)
-                rest[m]["psnr"].append(psnr(fills[m], im, d.mask))
-                rest[m]["ssim"].append(float(smap[d.mask].mean()))
-                rest[m]["texture"].append(texture_ratio(fills[m], im, d.mask))
-            mp_fill += im.shape[0] * im.shape[1] / 1e6
-            best = "model" if model is not None else "telea"
-            e2e.append(psnr(_fill(best, d.damaged, auto, model) if auto.any() else d.damaged, im))
-            dmg_psnr.append(psnr(d.damaged, im))
+                rest[m]["psnr"].append(psnr(fills[m], im, gt))
+                rest[m]["ssim"].append(float(smap[gt].mean()))
+                rest[m]["texture"].append(texture_ratio(fills[m], im, gt))
+            mp = im.shape[0] * im.shape[1] / 1e6
+            mp_fill += mp
+            mpk += mp
+            if auto is not None:
+                best = "model" if model is not None else "telea"
+                e2e.append(psnr(_fill(best, damaged, auto, model) if auto.any() else damaged, im))
+                dmg_psnr.append(psnr(damaged, im))
             if len(rows) < sheet_cases * len(kinds) and i < sheet_cases:
-                mvis = np.repeat(d.mask[..., None].astype(np.uint8) * 255, 3, 2)
-                mvis[auto & ~d.mask] = (255, 0, 0)
+                mvis = np.repeat(gt[..., None].astype(np.uint8) * 255, 3, 2)
+                if auto is not None:
+                    mvis[auto & ~gt] = (255, 0, 0)
                 blank = np.full_like(im, 128)
-                rows.append(np.concatenate([d.damaged, mvis, fills["telea"], fills.get("model", blank), im], 1))
+                rows.append(np.concatenate([damaged, mvis, fills["telea"], fills.get("model", blank), im], 1))
         agg = {m: {k: float(np.nanmean(v)) if v else None for k, v in r.items()} for m, r in rest.items()}
         report["kinds"][kind] = {
-            "detection": _prf(c), "counts": c, "restoration_gt_mask": agg,
+            "detection": None if restore_only else _prf(c), "counts": None if restore_only else c,
+            "restoration_gt_mask": agg,
+            "fill_seconds_per_mp": {m: ft[m] / max(mpk, 1e-9) for m in methods},
             "end_to_end": {"method": "model" if model is not None else "telea",
                            "psnr": float(np.mean(e2e)) if e2e else None,
                            "damaged_psnr": float(np.mean(dmg_psnr)) if dmg_psnr else None},

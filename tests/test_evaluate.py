@@ -3,12 +3,13 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from archive_restore.cli import app
 from archive_restore.config import MaskConfig
-from archive_restore.evaluate import psnr, run_evaluation, texture_ratio, tolerant_scores
+from archive_restore.evaluate import _fill, centre_square, has_fsr, psnr, run_evaluation, texture_ratio, tolerant_scores
 
 
 def _img(seed, h=64, w=80):
@@ -53,7 +54,7 @@ def test_run_evaluation_with_fake_model():
     for kind in ("scratches", "dust"):
         r = rep["kinds"][kind]
         assert set(r["detection"]) == {"precision", "recall", "f1", "iou"}
-        assert set(r["restoration_gt_mask"]) == {"telea", "ns", "model"}
+        assert set(r["restoration_gt_mask"]) == {"telea", "ns", "model"} | ({"fsr_fast"} if has_fsr() else set())
         assert r["restoration_gt_mask"]["model"]["psnr"] is not None
         assert r["end_to_end"]["damaged_psnr"] is not None
     assert "fill_model" in rep["seconds_per_mp"] and rep["seconds_per_mp"]["detection"] > 0
@@ -82,3 +83,25 @@ def test_cli_masks_and_evaluate(tmp_path):
     assert set(rep["kinds"]) == {"dust", "text"} and rep["images"] == 2
     assert rep["model"]["unavailable"] and "clean_flagged" in rep
     assert (tmp_path / "s.png").exists()
+
+
+def test_centre_square_is_restoration_only():
+    im = _img(3)
+    damaged, mask = centre_square(im)
+    assert mask.sum() == (64 - 2 * 16) * (80 - 2 * 20)  # a quarter of the area, in the middle
+    assert np.array_equal(damaged[~mask], im[~mask]) and not np.array_equal(damaged[mask], im[mask])
+    rep, _ = run_evaluation([("a.png", im)], ("centre_square",), MaskConfig(), FakeModel(), seed=0)
+    r = rep["kinds"]["centre_square"]
+    assert r["detection"] is None and r["end_to_end"]["psnr"] is None
+    assert r["restoration_gt_mask"]["model"]["psnr"] < 40  # a flat grey fill is far from the photo
+    assert set(r["fill_seconds_per_mp"]) == set(rep["methods"])
+
+
+@pytest.mark.skipif(not has_fsr(), reason="OpenCV contrib (xphoto) not installed")
+def test_fsr_fast_fills_only_the_hole():
+    im = _img(4)
+    m = np.zeros(im.shape[:2], bool)
+    m[30:33, 10:70] = True
+    out = _fill("fsr_fast", im, m, None)
+    assert np.array_equal(out[~m], im[~m])
+    assert psnr(out, im, m) > 20
