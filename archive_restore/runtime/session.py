@@ -20,7 +20,7 @@ from archive_restore.io import sha256_file  # noqa: F401  (re-exported for calle
 from archive_restore.prefill import prefill
 
 SIDECAR_FORMAT = "archive-restore/onnx-sidecar/1"
-DEFAULT_MODEL_NAME = "gunet_v1"
+DEFAULT_MODEL_NAME = "gunet_v2"
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 
