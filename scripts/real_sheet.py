@@ -1,11 +1,14 @@
-"""Contact sheet of auto masks on real old photos: input | mask overlay (red) per row.
+"""Contact sheet of auto masks on real old photos: input | mask overlay (red) | restored, per row.
 
-Usage: python scripts/real_sheet.py OUT.png PHOTO...
+Usage: python scripts/real_sheet.py OUT.png [--sensitivity medium] [--model M.onnx] PHOTO...
+The restored column fills the auto mask with the default ONNX model (CPU), as `restore folder
+--auto-mask` would.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -13,21 +16,33 @@ from PIL import Image
 from archive_restore.config import MaskConfig
 from archive_restore.masks import detect
 from archive_restore.masks.batch import read_rgb
+from archive_restore.runtime.session import InpaintSession, default_model_path
 
 
-def main(out: str, *paths: str) -> None:
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("photos", type=Path, nargs="+")
+    ap.add_argument("--sensitivity", default="medium")
+    ap.add_argument("--model", type=Path, default=None)
+    args = ap.parse_args()
+    sess = InpaintSession(args.model or Path(default_model_path()), device="cpu")
     rows = []
-    for p in paths:
-        im = read_rgb(__import__("pathlib").Path(p))
-        m = detect(im, MaskConfig()).mask
+    for p in args.photos:
+        im = read_rgb(p)
+        m = detect(im, MaskConfig(sensitivity=args.sensitivity)).mask
         over = im.copy()
         over[m] = (255, 0, 0)
-        rows.append(np.concatenate([im, over], 1))
+        fixed = im.copy()
+        if m.any():
+            out = np.asarray(sess.fill([im.astype(np.float32) / 255.0], [m])[0])
+            fixed[m] = np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)[m]
+        rows.append(np.concatenate([im, over, fixed], 1))
         print(p, f"{m.mean() * 100:.2f}% flagged")
     w = max(r.shape[1] for r in rows)
-    pairs = [np.concatenate([rows[i], rows[i + 1] if i + 1 < len(rows) else np.zeros_like(rows[i])], 1) for i in range(0, len(rows), 2)]
-    Image.fromarray(np.concatenate(pairs, 0)).quantize(128, dither=Image.Dither.NONE).save(out, optimize=True)
+    rows = [np.pad(r, ((0, 4), (0, w - r.shape[1]), (0, 0))) for r in rows]
+    Image.fromarray(np.concatenate(rows, 0)).save(args.out, optimize=True)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main()
