@@ -23,8 +23,8 @@ from archive_restore.masks import detect
 def scan(mp: float, seed: int = 0) -> np.ndarray:
     """(H,W,3) uint8 RGB of about ``mp`` megapixels at 3:2, photo-like, with damage."""
     rng = np.random.default_rng(seed)
-    h = int(round((mp * 1e6 / 1.5) ** 0.5))
-    w = int(round(h * 1.5))
+    h = round((mp * 1e6 / 1.5) ** 0.5)
+    w = round(h * 1.5)
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     g = 110 + 50 * np.sin(x / 230.0) * np.cos(y / 170.0) + 25 * np.sin((x + y) / 37.0)
     noise = cv2.resize(rng.normal(0, 14, (h // 24, w // 24)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
