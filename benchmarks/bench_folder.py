@@ -10,6 +10,7 @@ same files in the same run, each in its own subprocess (so peak RSS is per pipel
 
   floor    decode + encode only (``io.read_scan`` + ``io.write_image``), ``--workers`` threads
   telea    decode + user mask + ``cv2.inpaint`` TELEA (radius 3) + encode, ``--workers`` threads
+  fsr      the same with ``cv2.xphoto.inpaint`` FSR_FAST, only when OpenCV contrib is installed
   learned  ``pipeline.restore_folder`` with the ONNX model (``--masks``), as `restore folder` runs
 
 and prints images/s, MP/s, seconds and peak RSS per pipeline, plus learned/telea and
@@ -128,21 +129,29 @@ def phase_floor(scans: Path, masks: Path, out: Path, workers: int, **_) -> dict:
         return {"pixels": sum(ex.map(one, _files(scans)))}
 
 
-def phase_telea(scans: Path, masks: Path, out: Path, workers: int, **_) -> dict:
-    import cv2
-
+def _phase_classical(scans: Path, masks: Path, out: Path, workers: int, method: str) -> dict:
+    """decode + user mask + a classical fill (telea or fsr_fast) + encode, ``workers`` threads."""
     from archive_restore import io as aio
+    from archive_restore.evaluate import _fill
 
     def one(p: Path) -> int:
         rel = p.relative_to(scans)
         s = aio.read_scan(p)
         m = aio.read_mask((masks / rel).with_suffix(".png"), (s.height, s.width))
-        filled = cv2.inpaint(s.pixels, m.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
+        filled = _fill(method, s.pixels, m, None)
         aio.write_image(out / rel, aio.from_model_rgb(s.pixels, filled.astype(np.float32) / 255.0, m), s)
         return s.width * s.height
 
     with ThreadPoolExecutor(workers) as ex:
         return {"pixels": sum(ex.map(one, _files(scans)))}
+
+
+def phase_telea(scans: Path, masks: Path, out: Path, workers: int, **_) -> dict:
+    return _phase_classical(scans, masks, out, workers, "telea")
+
+
+def phase_fsr(scans: Path, masks: Path, out: Path, workers: int, **_) -> dict:
+    return _phase_classical(scans, masks, out, workers, "fsr_fast")
 
 
 def phase_learned(scans: Path, masks: Path, out: Path, workers: int, model: str, device: str, **_) -> dict:
@@ -169,7 +178,7 @@ def phase_learned(scans: Path, masks: Path, out: Path, workers: int, model: str,
     }
 
 
-PHASES = {"floor": phase_floor, "telea": phase_telea, "learned": phase_learned}
+PHASES = {"floor": phase_floor, "telea": phase_telea, "fsr": phase_fsr, "learned": phase_learned}
 
 
 def peak_rss_mb() -> float:
@@ -229,7 +238,9 @@ def main() -> None:
         scans, masks = make_archive(work / "archive", args.n, args.mp, args.scratches)
         print(f"generated {args.n} scans of {args.mp} MP in {time.perf_counter() - t:.1f} s under {work}", file=sys.stderr)
         results = {}
-        for name in ("floor", "telea", "learned"):
+        from archive_restore.evaluate import has_fsr
+
+        for name in ("floor", "telea") + (("fsr",) if has_fsr() else ()) + ("learned",):
             results[name] = run_phase(name, scans, masks, work / f"out_{name}", args, model)
             r = results[name]
             print(f"{name:8s} {r['seconds']:8.1f} s  {args.n / r['seconds']:6.2f} img/s  {r['pixels'] / 1e6 / r['seconds']:7.1f} MP/s  peak RSS {r['peak_rss_mb']:7.0f} MB", flush=True)
@@ -241,6 +252,9 @@ def main() -> None:
             "learned_over_floor": L["seconds"] / results["floor"]["seconds"],
             "results": results,
         }
+        if "fsr" in results:
+            summary["fsr_over_learned"] = results["fsr"]["seconds"] / L["seconds"]
+            print(f"fsr_fast/learned = {summary['fsr_over_learned']:.2f}x")
         print(f"learned/telea = {summary['learned_over_telea']:.2f}x   learned/floor = {summary['learned_over_floor']:.2f}x   "
               f"windows/image {L['windows_per_image']:.1f}   masked {100 * L['masked_fraction']:.2f}%   provider {L['provider']}")
         print(json.dumps(summary, indent=2))
