@@ -196,6 +196,7 @@ def train_cmd(
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate of both networks.")] = 2e-4,
     adv_start: Annotated[int, typer.Option("--adv-start", min=0, help="Step at which the adversarial loss starts.")] = 1000,
     no_bf16: Annotated[bool, typer.Option("--no-bf16", help="CPU: train in float32 instead of bf16 autocast.")] = False,
+    init_from: Annotated[Optional[Path], typer.Option("--init-from", exists=True, dir_okay=False, help="Start a new run from another run's last.pth (G and D weights; fresh optimisers), e.g. to fine-tune at a lower --lr.")] = None,
     max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", min=0.1, help="Stop and save after this much wall time (leased machines); continue later with --resume.")] = None,
 ) -> None:
     """Train an inpainting generator with a PatchGAN discriminator; resumable and seeded.
@@ -221,7 +222,7 @@ def train_cmd(
                       val_every=sample_every, seed=seed, workers=workers, lr_g=lr, lr_d=lr, adv_start=adv_start,
                       bf16=not no_bf16)
     try:
-        trainer = Trainer(data_dir, out, model_cfg, cfg, device=device, resume=resume, val_dir=val_dir)
+        trainer = Trainer(data_dir, out, model_cfg, cfg, device=device, resume=resume, val_dir=val_dir, init_from=init_from)
     except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
         fail(str(exc))
     typer.echo(f"training {trainer.model_cfg.arch} on {trainer.dev} from step {trainer.step} to {trainer.cfg.steps}", err=True)

@@ -146,3 +146,21 @@ def test_discriminator_loss_ignores_patches_away_from_the_hole():
     fake2[..., 0, 0] = 5.0  # the hole's patch counts
     assert d_hinge(real2, fake2, mask) > base
     assert d_hinge(real2, fake2) > d_hinge(real, fake)  # unmasked form counts every patch
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(photos, tmp_path, tiny_model_cfg):
+    from archive_restore.inpaint.checkpoint import CheckpointError
+
+    a = _trainer(photos, tmp_path / "a", tiny_model_cfg)
+    a.run()
+    b = Trainer(photos, tmp_path / "b", tiny_model_cfg, replace(SMALL, lr_g=1e-4), device="cpu", init_from=tmp_path / "a" / "last.pth")
+    assert b.step == 0 and b.init_from["step"] == a.step
+    for (k, v), w in zip(a.G.state_dict().items(), b.G.state_dict().values()):
+        assert torch.equal(v, w), k
+    for v, w in zip(a.D.state_dict().values(), b.D.state_dict().values()):
+        assert torch.equal(v, w)
+    assert all(len(s) == 0 for s in b.opt_g.state.values()) or not b.opt_g.state  # fresh optimiser
+    with pytest.raises(CheckpointError, match="full training checkpoint"):
+        Trainer(photos, tmp_path / "c", tiny_model_cfg, SMALL, device="cpu", init_from=tmp_path / "a" / "generator.pth")
+    with pytest.raises(ValueError, match="resume"):
+        Trainer(photos, tmp_path / "a", tiny_model_cfg, SMALL, device="cpu", resume=True, init_from=tmp_path / "a" / "last.pth")

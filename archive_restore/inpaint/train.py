@@ -79,7 +79,11 @@ class Trainer:
         device: str = "auto",
         resume: bool = False,
         val_dir: Path | None = None,
+        init_from: Path | None = None,
     ):
+        """``init_from``: a full training checkpoint (another run's ``last.pth``) whose generator
+        and discriminator weights start this new run (fine-tuning, e.g. at a lower learning
+        rate); optimiser states, step and RNG start fresh. Not combinable with ``resume``."""
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.dev = resolve_device(device)
@@ -107,6 +111,17 @@ class Trainer:
             self.D = self.D.to(memory_format=torch.channels_last)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+        if init_from is not None:
+            if resume:
+                raise ValueError("--init-from starts a new run; it cannot be combined with --resume")
+            init = load_checkpoint(init_from)
+            if "disc_state_dict" not in init["extra"]:
+                raise CheckpointError(f"{init_from}: not a full training checkpoint (no discriminator); use a run's last.pth")
+            if from_dict(ModelConfig, init["model_config"]) != model_cfg:
+                raise CheckpointError(f"{init_from}: its architecture differs from --arch {model_cfg.arch}")
+            self.G.load_state_dict(init["state_dict"])
+            self.D.load_state_dict(init["extra"]["disc_state_dict"])
+        self.init_from = None if init_from is None else {"path": str(init_from), "step": int(init["step"])}
         if state is not None:
             self.G.load_state_dict(state["state_dict"])
             ex = state["extra"]
@@ -253,7 +268,7 @@ class Trainer:
         if self.step == 0:
             self.log({"event": "start", "params_g": count_params(self.G), "params_d": count_params(self.D),
                       "model_config": to_dict(self.model_cfg), "train_config": to_dict(c), "device": str(self.dev),
-                      "torch_threads": torch.get_num_threads()})
+                      "torch_threads": torch.get_num_threads(), "init_from": self.init_from})
             if self.val:
                 self.log({"event": "val", "step": 0, **self.validate()})
         last: dict[str, float] = {}
