@@ -99,6 +99,16 @@ class TrainConfig:
     workers: int = 1
 
 
+# Fields added to TrainConfig after checkpoints were already written, with the value those
+# older runs actually used (a saved config lacking the key was trained that way).
+TRAIN_CONFIG_LEGACY = {"d_hole_only": False}
+
+
+def saved_train_config(data: dict[str, Any]) -> TrainConfig:
+    """The TrainConfig a checkpoint records; keys it predates take their legacy value, not today's default."""
+    return from_dict(TrainConfig, {**TRAIN_CONFIG_LEGACY, **data})
+
+
 @dataclass(frozen=True)
 class MaskConfig:
     """Automatic damage detection (``archive_restore.masks``).

@@ -164,3 +164,11 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(photos, tmp_path, 
         Trainer(photos, tmp_path / "c", tiny_model_cfg, SMALL, device="cpu", init_from=tmp_path / "a" / "generator.pth")
     with pytest.raises(ValueError, match="resume"):
         Trainer(photos, tmp_path / "a", tiny_model_cfg, SMALL, device="cpu", resume=True, init_from=tmp_path / "a" / "last.pth")
+
+
+def test_old_checkpoints_keep_the_discriminator_loss_they_trained_with():
+    from archive_restore.config import saved_train_config, to_dict
+
+    old = {k: v for k, v in to_dict(TrainConfig()).items() if k != "d_hole_only"}  # written before the field
+    assert saved_train_config(old).d_hole_only is False
+    assert saved_train_config(to_dict(TrainConfig())).d_hole_only is True

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from archive_restore.config import ModelConfig, TrainConfig, from_dict, to_dict
+from archive_restore.config import ModelConfig, TrainConfig, from_dict, saved_train_config, to_dict
 from archive_restore.inpaint import losses as L
 from archive_restore.inpaint.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from archive_restore.inpaint.data import IndexRange, InpaintDataset, validation_set
@@ -97,7 +97,7 @@ class Trainer:
             saved_model = from_dict(ModelConfig, state["model_config"])
             if saved_model != model_cfg:
                 model_cfg = saved_model  # the run's own architecture wins; flags can't change it mid-run
-            saved = from_dict(TrainConfig, state["train_config"])
+            saved = saved_train_config(state["train_config"])
             # The step budget may grow on resume; everything else must stay as the run began.
             cfg = replace(saved, steps=cfg.steps)
         elif last.is_file():
