@@ -74,6 +74,26 @@ def record(name: str, input_root: Path, **over: Any) -> dict[str, Any]:
     return rec
 
 
+def many_records(input_root: Path, n: int, seed: int, fail_every: int, error: str) -> list[dict[str, Any]]:
+    """``n`` records in folders of 500: every ``fail_every``-th failed with ``error`` (``{i}`` is
+    filled in), the rest restored or unchanged with random masked fractions, kinds and timings."""
+    rng = np.random.default_rng(seed)
+    recs = []
+    for i in range(n):
+        name = f"box{i // 500:02d}/scan {i:05d}.tif"
+        if i % fail_every == 0:
+            recs.append(record(name, input_root, status="failed", error=error.format(i=i), output=None,
+                               mask=None, output_sha256=None, masked_fraction=0.0, kind_pixels={}))
+        else:
+            mf = float(rng.uniform(0, 0.08))
+            recs.append(record(name, input_root, width=4000, height=3000, masked_fraction=mf,
+                               kind_pixels={"scratches": int(mf * 6e6), "dust": int(rng.integers(0, 900)), "text": 0, "blotches": 0},
+                               status="restored" if mf > 0.001 else "unchanged",
+                               timings={k: round(float(rng.uniform(0.01, 3)), 4) for k in ("decode", "mask", "inpaint", "encode", "total")},
+                               finished_at=f"2026-11-24T{10 + i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}+00:00"))
+    return recs
+
+
 def make_run(root: Path, names: list[str], size: tuple[int, int] = (96, 72), failed: dict[str, str] | None = None,
              seed: int = 0) -> tuple[Path, Path, list[dict[str, Any]]]:
     """Write scans/ (damaged inputs), out/ (clean outputs, masks, manifest.jsonl) under root.

@@ -343,6 +343,12 @@ def _wait_for_records(manifest: Path, n: int, proc: subprocess.Popen, timeout: f
     raise AssertionError("no manifest records appeared")
 
 
+def _start_slow_run(inp: Path, out: Path, masks: Path, delay: float) -> subprocess.Popen:
+    """``restore_folder`` in a child process, each inpaint slowed by ``delay`` s (SLOW_RUN)."""
+    code = SLOW_RUN.format(repo=str(REPO), delay=delay)
+    return subprocess.Popen([sys.executable, "-c", code, str(inp), str(out), str(masks)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def _check_outputs_whole(out: Path) -> None:
     for p in out.rglob("*"):
         if p.is_file() and p.name != "manifest.jsonl" and aio.TEMP_MARK not in p.name:
@@ -352,8 +358,7 @@ def _check_outputs_whole(out: Path) -> None:
 def test_sigkill_mid_run_leaves_no_partial_outputs_and_rerun_completes(tmp_path):
     inp, masks, out = tmp_path / "scans", tmp_path / "masks", tmp_path / "out"
     items = make_archive(inp, masks, n_extra=10)
-    code = SLOW_RUN.format(repo=str(REPO), delay=0.15)
-    p = subprocess.Popen([sys.executable, "-c", code, str(inp), str(out), str(masks)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = _start_slow_run(inp, out, masks, 0.15)
     _wait_for_records(out / "manifest.jsonl", 2, p)
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=30)
@@ -362,7 +367,7 @@ def test_sigkill_mid_run_leaves_no_partial_outputs_and_rerun_completes(tmp_path)
     _check_outputs_whole(out)
     for rel, r in done.items():  # a record only names files that are complete
         assert hashlib.sha256((out / r["output"]).read_bytes()).hexdigest() == r["output_sha256"]
-    p = subprocess.Popen([sys.executable, "-c", code.replace("0.15", "0"), str(inp), str(out), str(masks)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = _start_slow_run(inp, out, masks, 0)
     stdout, stderr = p.communicate(timeout=120)
     assert p.returncode == 0, stderr
     recs = last_records(out)
@@ -376,8 +381,7 @@ def test_sigkill_mid_run_leaves_no_partial_outputs_and_rerun_completes(tmp_path)
 def test_sigint_finishes_in_flight_images_and_exits_130(tmp_path):
     inp, masks, out = tmp_path / "scans", tmp_path / "masks", tmp_path / "out"
     items = make_archive(inp, masks, n_extra=10)
-    code = SLOW_RUN.format(repo=str(REPO), delay=0.15)
-    p = subprocess.Popen([sys.executable, "-c", code, str(inp), str(out), str(masks)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = _start_slow_run(inp, out, masks, 0.15)
     _wait_for_records(out / "manifest.jsonl", 1, p)
     p.send_signal(signal.SIGINT)
     stdout, stderr = p.communicate(timeout=60)

@@ -174,20 +174,7 @@ def test_page_uses_no_html_sinks_and_a_strict_csp(tmp_path):
 def test_5000_entry_report_is_light(tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    rng = np.random.default_rng(0)
-    recs = []
-    for i in range(5000):
-        name = f"box{i // 500:02d}/scan {i:05d}.tif"
-        if i % 97 == 0:
-            recs.append(H.record(name, tmp_path / "scans", status="failed", error=f"decode error {i}", output=None,
-                                 mask=None, output_sha256=None, masked_fraction=0.0, kind_pixels={}))
-        else:
-            mf = float(rng.uniform(0, 0.08))
-            recs.append(H.record(name, tmp_path / "scans", width=4000, height=3000, masked_fraction=mf,
-                                 kind_pixels={"scratches": int(mf * 6e6), "dust": int(rng.integers(0, 900)), "text": 0, "blotches": 0},
-                                 status="restored" if mf > 0.001 else "unchanged",
-                                 timings={k: round(float(rng.uniform(0.01, 3)), 4) for k in ("decode", "mask", "inpaint", "encode", "total")},
-                                 finished_at=f"2026-11-24T{10 + i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}+00:00"))
+    recs = H.many_records(tmp_path / "scans", 5000, seed=0, fail_every=97, error="decode error {i}")
     H.write_manifest(out_dir, recs)
     t0 = time.perf_counter()
     html, data = _render(out_dir)

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -194,16 +193,7 @@ def test_viewer_divider_mask_zoom_next_no_errors(browser, tmp_path):
 def test_5000_entry_report_opens_fast(browser, tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    rng = np.random.default_rng(1)
-    recs = []
-    for i in range(5000):
-        name = f"box{i // 500:02d}/scan {i:05d}.tif"
-        if i % 50 == 0:
-            recs.append(H.record(name, tmp_path / "scans", status="failed", error=f"<b>decode</b> error {i}", output=None,
-                                 mask=None, output_sha256=None, masked_fraction=0.0, kind_pixels={}))
-        else:
-            recs.append(H.record(name, tmp_path / "scans", width=4000, height=3000, masked_fraction=float(rng.uniform(0, 0.08)),
-                                 timings={"decode": 0.1, "mask": 0.5, "inpaint": 2.0, "encode": 0.2, "total": float(rng.uniform(2, 4))}))
+    recs = H.many_records(tmp_path / "scans", 5000, seed=1, fail_every=50, error="<b>decode</b> error {i}")
     H.write_manifest(out_dir, recs)
     path = render(out_dir)
     page = browser.new_page()
