@@ -99,7 +99,7 @@ def _prf(c: dict[str, int]) -> dict[str, float]:
     return {"precision": p, "recall": r, "f1": f1, "iou": iou}
 
 
-def _fill(method: str, image: np.ndarray, mask: np.ndarray, model) -> np.ndarray:
+def fill_hole(method: str, image: np.ndarray, mask: np.ndarray, model=None) -> np.ndarray:
     """(H, W, 3) uint8 fill of ``mask`` by ``method`` in telea / ns / fsr_fast / model."""
     if method == "telea":
         return cv2.inpaint(image, mask.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
@@ -155,7 +155,7 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
                     "methods": methods,
                     "fsr_fast": "measured" if fsr else "left out: this OpenCV has no contrib xphoto module"}
     det_time = 0.0
-    fill_time = {m: 0.0 for m in methods}
+    fill_time = {m: 0.0 for m in methods}  # summed over kinds, as is mp_fill
     mp_det = 0.0
     mp_fill = 0.0
     clean_fr = []
@@ -195,20 +195,16 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
             fills = {}
             for m in methods:
                 t = time.perf_counter()
-                fills[m] = _fill(m, damaged, gt, model)
-                dt = time.perf_counter() - t
-                fill_time[m] += dt
-                ft[m] += dt
+                fills[m] = fill_hole(m, damaged, gt, model)
+                ft[m] += time.perf_counter() - t
                 smap = ssim_map(fills[m], im)
                 rest[m]["psnr"].append(psnr(fills[m], im, gt))
                 rest[m]["ssim"].append(float(smap[gt].mean()))
                 rest[m]["texture"].append(texture_ratio(fills[m], im, gt))
-            mp = im.shape[0] * im.shape[1] / 1e6
-            mp_fill += mp
-            mpk += mp
+            mpk += im.shape[0] * im.shape[1] / 1e6
             if auto is not None:
                 best = "model" if model is not None else "telea"
-                e2e.append(psnr(_fill(best, damaged, auto, model) if auto.any() else damaged, im))
+                e2e.append(psnr(fill_hole(best, damaged, auto, model) if auto.any() else damaged, im))
                 dmg_psnr.append(psnr(damaged, im))
             if len(rows) < sheet_cases * len(kinds) and i < sheet_cases:
                 mvis = np.repeat(gt[..., None].astype(np.uint8) * 255, 3, 2)
@@ -216,6 +212,9 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
                     mvis[auto & ~gt] = (255, 0, 0)
                 blank = np.full_like(im, 128)
                 rows.append(np.concatenate([damaged, mvis, fills["telea"], fills.get("model", blank), im], 1))
+        mp_fill += mpk
+        for m in methods:
+            fill_time[m] += ft[m]
         agg = {m: {k: float(np.nanmean(v)) if v else None for k, v in r.items()} for m, r in rest.items()}
         report["kinds"][kind] = {
             "detection": None if restore_only else _prf(c), "counts": None if restore_only else c,

@@ -132,13 +132,13 @@ def phase_floor(scans: Path, masks: Path, out: Path, workers: int, **_) -> dict:
 def _phase_classical(scans: Path, masks: Path, out: Path, workers: int, method: str) -> dict:
     """decode + user mask + a classical fill (telea or fsr_fast) + encode, ``workers`` threads."""
     from archive_restore import io as aio
-    from archive_restore.evaluate import _fill
+    from archive_restore.evaluate import fill_hole
 
     def one(p: Path) -> int:
         rel = p.relative_to(scans)
         s = aio.read_scan(p)
         m = aio.read_mask((masks / rel).with_suffix(".png"), (s.height, s.width))
-        filled = _fill(method, s.pixels, m, None)
+        filled = fill_hole(method, s.pixels, m, None)
         aio.write_image(out / rel, aio.from_model_rgb(s.pixels, filled.astype(np.float32) / 255.0, m), s)
         return s.width * s.height
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _table import print_table
 
 from archive_restore.inpaint.checkpoint import save_checkpoint
 from archive_restore.inpaint.export import export_checkpoint
@@ -87,9 +88,9 @@ def main() -> None:
                     "threads": torch.get_num_threads(),
                 }
             )
-    print(f"{'arch':<16}{'size':>6}{'params':>11}{'GFLOPs':>9}{'eager s':>9}{'ORT s':>8}{'eager i/s':>11}{'ORT i/s':>9}{'ORT/eager':>10}")
-    for r in rows:
-        print(f"{r['arch']:<16}{r['size']:>6}{r['params']:>11,}{r['gflops']:>9}{r['eager_s']:>9}{r['ort_s']:>8}{r['eager_img_per_s']:>11}{r['ort_img_per_s']:>9}{r['ort_speedup']:>10}")
+    print_table(rows, [("arch", "arch", ""), ("size", "size", ""), ("params", "params", ","), ("GFLOPs", "gflops", ""),
+                       ("eager s", "eager_s", ""), ("ORT s", "ort_s", ""), ("eager i/s", "eager_img_per_s", ""),
+                       ("ORT i/s", "ort_img_per_s", ""), ("ORT/eager", "ort_speedup", "")])
     print(json.dumps(rows))
 
 

@@ -15,6 +15,7 @@ import argparse
 import json
 
 import torch
+from _table import print_table
 
 from archive_restore.inpaint.checkpoint import load_generator
 
@@ -48,9 +49,8 @@ def main() -> None:
             rows.append({"batch": b, "size": args.size, "precision": prec, "s_per_batch": round(s, 5),
                          "windows_per_s": round(b / s, 1), "mp_per_s": round(b * args.size**2 / s / 1e6, 1)})
     print(torch.cuda.get_device_name(), "torch", torch.__version__)
-    print(f"{'batch':>6}{'size':>6}{'prec':>6}{'s/batch':>10}{'win/s':>9}{'MP/s':>8}")
-    for r in rows:
-        print(f"{r['batch']:>6}{r['size']:>6}{r['precision']:>6}{r['s_per_batch']:>10}{r['windows_per_s']:>9}{r['mp_per_s']:>8}")
+    print_table(rows, [("precision", "precision", ""), ("batch", "batch", ""), ("size", "size", ""),
+                       ("s/batch", "s_per_batch", ""), ("win/s", "windows_per_s", ""), ("MP/s", "mp_per_s", "")])
     print(json.dumps(rows))
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from archive_restore.config import MaskConfig
+from archive_restore.evaluate import fill_hole
 from archive_restore.masks import detect
 from archive_restore.masks.batch import read_rgb
 from archive_restore.runtime.session import InpaintSession, default_model_path
@@ -33,10 +34,7 @@ def main() -> None:
         m = detect(im, MaskConfig(sensitivity=args.sensitivity)).mask
         over = im.copy()
         over[m] = (255, 0, 0)
-        fixed = im.copy()
-        if m.any():
-            out = np.asarray(sess.fill([im.astype(np.float32) / 255.0], [m])[0])
-            fixed[m] = np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)[m]
+        fixed = fill_hole("model", im, m, sess) if m.any() else im
         rows.append(np.concatenate([im, over, fixed], 1))
         print(p, f"{m.mean() * 100:.2f}% flagged")
     w = max(r.shape[1] for r in rows)

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from archive_restore.cli import app
 from archive_restore.config import MaskConfig
-from archive_restore.evaluate import _fill, centre_square, has_fsr, psnr, run_evaluation, texture_ratio, tolerant_scores
+from archive_restore.evaluate import centre_square, fill_hole, has_fsr, psnr, run_evaluation, texture_ratio, tolerant_scores
 
 
 def _img(seed, h=64, w=80):
@@ -102,6 +102,6 @@ def test_fsr_fast_fills_only_the_hole():
     im = _img(4)
     m = np.zeros(im.shape[:2], bool)
     m[30:33, 10:70] = True
-    out = _fill("fsr_fast", im, m, None)
+    out = fill_hole("fsr_fast", im, m, None)
     assert np.array_equal(out[~m], im[~m])
     assert psnr(out, im, m) > 20

@@ -111,6 +111,7 @@ class Trainer:
             self.D = self.D.to(memory_format=torch.channels_last)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+        self.init_from: dict[str, Any] | None = None  # recorded in the start event
         if init_from is not None:
             if resume:
                 raise ValueError("--init-from starts a new run; it cannot be combined with --resume")
@@ -121,7 +122,7 @@ class Trainer:
                 raise CheckpointError(f"{init_from}: its architecture differs from --arch {model_cfg.arch}")
             self.G.load_state_dict(init["state_dict"])
             self.D.load_state_dict(init["extra"]["disc_state_dict"])
-        self.init_from = None if init_from is None else {"path": str(init_from), "step": int(init["step"])}
+            self.init_from = {"path": str(init_from), "step": int(init["step"])}
         if state is not None:
             self.G.load_state_dict(state["state_dict"])
             ex = state["extra"]
