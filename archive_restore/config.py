@@ -116,12 +116,15 @@ class MaskConfig:
     sensitivity: "low", "medium" (default) or "high".
     tile: detection runs at native resolution in tiles of this size (plus overlap).
     dilate: pixels the united mask is grown by, so fills cover damage edges.
+    threads: tiles of one scan detected at once (0 = one per CPU core, at most 4). The
+        detectors spend most of their time in OpenCV and numpy calls that release the GIL.
     """
 
     sensitivity: str = "medium"
     tile: int = 1024
     overlap: int = 64
     dilate: int = 2
+    threads: int = 0
     kinds: tuple[str, ...] = ("scratches", "dust", "text", "blotches")
 
 

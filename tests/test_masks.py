@@ -71,6 +71,18 @@ def test_tiling_matches_whole_image():
     assert (whole != tiled).mean() < 0.002
 
 
+def test_tile_threads_give_the_same_mask():
+    img = _clean(300, 340, seed=3)
+    cv2.line(img, (10, 20), (330, 280), (20, 20, 20), 2, cv2.LINE_AA)
+    cv2.circle(img, (200, 60), 2, (250, 250, 250), -1, cv2.LINE_AA)
+    one = detect(img, MaskConfig(tile=128, overlap=48, threads=1))
+    three = detect(img, MaskConfig(tile=128, overlap=48, threads=3))
+    assert one.mask.any()
+    assert np.array_equal(one.mask, three.mask) and one.kind_pixels == three.kind_pixels
+    with pytest.raises(ValueError, match="threads"):
+        detect(img, MaskConfig(tile=128, threads=-1))
+
+
 def test_bad_input_and_sensitivity():
     with pytest.raises(ValueError):
         detect(np.zeros((10, 10), np.uint8), MaskConfig())

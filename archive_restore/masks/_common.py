@@ -5,6 +5,7 @@ All functions take and return float32 arrays in grey levels (0-255 scale) unless
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 
 import cv2
@@ -25,6 +26,14 @@ def sensitivity_factor(name: str) -> float:
 def luma(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (H, W) float32 luma in [0, 255] (Rec. 601)."""
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def chroma(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W) float32 colourfulness: max - min of the channels, in
+    [0, 255] (0 on grey). Computed with OpenCV's SIMD min/max, several times faster than
+    numpy's reduction over the channel axis."""
+    r, g, b = cv2.split(image)
+    return cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b)).astype(np.float32)
 
 
 def median_residual(lum: np.ndarray, size: int) -> np.ndarray:
@@ -91,7 +100,7 @@ def remove_small(mask: np.ndarray, min_area: int) -> np.ndarray:
     return keep[lab]
 
 
-def oriented_ridges(lum: np.ndarray, length: int, n: int, side: float, asym: float = 0.0) -> list[tuple[np.ndarray, np.ndarray, float]]:
+def oriented_ridges(lum: np.ndarray, length: int, n: int, side: float, asym: float = 0.0) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
     """Matched ridge filter on luma at ``n`` orientations: per orientation (bright, dark, angle).
 
     The mean of ``lum`` along a ``length``-px line is compared with the same mean on the two
@@ -99,12 +108,13 @@ def oriented_ridges(lum: np.ndarray, length: int, n: int, side: float, asym: flo
     edge lies between them and scores <= 0. Each score is further reduced by ``asym`` times
     the difference between the two sides (a line along an object boundary has unequal sides; a
     scratch over flat photo has equal ones). Maps are (H, W) float32 in grey levels
-    (negative = no ridge)."""
-    out = []
+    (negative = no ridge). A generator: one orientation's maps live at a time, so a large
+    tile costs a few maps of memory, not 2n."""
     for k, t in line_kernels(length, n):
         r = cv2.filter2D(lum, -1, k, borderType=cv2.BORDER_REFLECT)
         nx, ny = -np.sin(t) * side, np.cos(t) * side
         s1, s2 = _shift(r, nx, ny), _shift(r, -nx, -ny)
-        pen = asym * np.abs(s1 - s2)
-        out.append((r - np.maximum(s1, s2) - pen, np.minimum(s1, s2) - r - pen, t))
-    return out
+        pen = cv2.absdiff(s1, s2)
+        pen *= asym
+        hi, lo = cv2.max(s1, s2), cv2.min(s1, s2)
+        yield cv2.subtract(cv2.subtract(r, hi), pen), cv2.subtract(cv2.subtract(lo, r), pen), t

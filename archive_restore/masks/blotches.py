@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from archive_restore.masks._common import chroma as colourfulness
 from archive_restore.masks._common import remove_small
 
 
@@ -27,10 +28,12 @@ class BlotchParams:
     ring_fraction: float = 0.6     # share of the ring that must be darker by ring_contrast / 2
 
 
-def detect_blotches(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: BlotchParams = BlotchParams()) -> np.ndarray:
-    """image: (H, W, 3) uint8 RGB; lum: luma float32. Returns (H, W) bool blotch pixels."""
-    f = image.astype(np.float32)
-    chroma = f.max(axis=2) - f.min(axis=2)
+def detect_blotches(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: BlotchParams = BlotchParams(),
+                    chroma: np.ndarray | None = None) -> np.ndarray:
+    """image: (H, W, 3) uint8 RGB; lum: luma float32; chroma: ``_common.chroma(image)`` if
+    the caller has it. Returns (H, W) bool blotch pixels."""
+    if chroma is None:
+        chroma = colourfulness(image)
     mean = cv2.blur(lum, (5, 5))
     std = np.sqrt(np.clip(cv2.blur(lum * lum, (5, 5)) - mean * mean, 0, None))
     cand = (lum > p.white_floor) & (chroma < p.max_chroma) & (std < p.flat_std * (2 - factor))

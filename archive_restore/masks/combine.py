@@ -7,10 +7,14 @@ scaled by the sensitivity, so a tile and the whole image give the same answer.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 
 from archive_restore.config import MaskConfig
+from archive_restore.masks._common import chroma as colourfulness
 from archive_restore.masks._common import luma, median_residual, sensitivity_factor
 from archive_restore.masks.blotches import detect_blotches
 from archive_restore.masks.dust import detect_specks
@@ -30,30 +34,41 @@ def detect_tile(image: np.ndarray, cfg: MaskConfig, where: tuple[int, int] | Non
         raise ValueError(f"unknown mask kinds {sorted(unknown)}; choose from {KNOWN_KINDS}")
     lum = luma(image)
     out: dict[str, np.ndarray] = {}
-    chroma = image.max(axis=2).astype(np.float32) - image.min(axis=2).astype(np.float32)
+    chroma = colourfulness(image)
     if "scratches" in cfg.kinds or "cracks" in cfg.kinds:
         out["scratches"] = detect_lines(lum, median_residual(lum, 7), factor, chroma=chroma)
     if "dust" in cfg.kinds:
         out["dust"] = detect_specks(lum, factor, chroma=chroma)
     if "text" in cfg.kinds:
-        out["text"] = detect_text(image, lum, factor, where=where)
+        out["text"] = detect_text(image, lum, factor, where=where, chroma=chroma)
     if "blotches" in cfg.kinds:
-        out["blotches"] = detect_blotches(image, lum, factor)
+        out["blotches"] = detect_blotches(image, lum, factor, chroma=chroma)
     return out
 
 
 def detect_kinds(image: np.ndarray, cfg: MaskConfig) -> dict[str, np.ndarray]:
-    """image: (H, W, 3) uint8 RGB. Returns kind -> (H, W) bool, tiled at native resolution."""
+    """image: (H, W, 3) uint8 RGB. Returns kind -> (H, W) bool, tiled at native resolution.
+
+    Tiles run on ``cfg.threads`` threads; each tile's result depends only on its own pixels,
+    so the answer is the same for any thread count."""
     h, w = image.shape[:2]
     t, ov = max(64, cfg.tile), max(0, cfg.overlap)
     if h <= t + 2 * ov and w <= t + 2 * ov:
         return detect_tile(image, cfg)
+    if cfg.threads < 0:
+        raise ValueError(f"MaskConfig.threads must be >= 0, got {cfg.threads}")
+    threads = cfg.threads or min(4, os.cpu_count() or 1)
+
+    def one(yx: tuple[int, int]) -> tuple[int, int, int, int, dict[str, np.ndarray]]:
+        y, x = yx
+        y0, x0 = max(0, y - ov), max(0, x - ov)
+        y1, x1 = min(h, y + t + ov), min(w, x + t + ov)
+        return y, x, y0, x0, detect_tile(np.ascontiguousarray(image[y0:y1, x0:x1]), cfg, where=(y0, h))
+
+    origins = [(y, x) for y in range(0, h, t) for x in range(0, w, t)]
     out: dict[str, np.ndarray] = {}
-    for y in range(0, h, t):
-        for x in range(0, w, t):
-            y0, x0 = max(0, y - ov), max(0, x - ov)
-            y1, x1 = min(h, y + t + ov), min(w, x + t + ov)
-            part = detect_tile(np.ascontiguousarray(image[y0:y1, x0:x1]), cfg, where=(y0, h))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for y, x, y0, x0, part in pool.map(one, origins):
             for k, m in part.items():
                 if k not in out:
                     out[k] = np.zeros((h, w), bool)

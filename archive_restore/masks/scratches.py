@@ -63,10 +63,16 @@ def detect_lines(lum: np.ndarray, res: np.ndarray, factor: float = 1.0, p: LineP
     """lum: (H, W) float32 luma; res: ``median_residual(lum, 7)`` (texture measure);
     chroma: (H, W) float32 max-min of RGB, enables the colour test (None skips it).
     Returns (H, W) bool, True on scratch/crack pixels."""
-    ridges = oriented_ridges(lum, p.length, p.orientations, p.side, p.asym)
     # texture energy around the pixel; each pixel's share is capped so that the damage's own
     # thin strong lines barely raise it (texture has many moderate residuals, a line few big ones)
     clutter = box_mean(np.minimum(np.abs(res), p.clutter_cap), p.clutter_box)
+    # each test "ridge > floor and ridge > ratio * clutter" is one compare against a map
+    # computed once per tile (the same decisions, a third of the per-orientation work)
+    weak_thr = np.maximum(clutter * p.weak_clutter, p.weak * factor)
+    net_thr = np.maximum(clutter * p.net_clutter, p.net_floor * factor)
+    flat_thr = np.maximum(clutter * p.flat_clutter, p.flat_floor * factor)
+    strong_thr = np.maximum(clutter * p.strong_clutter, p.strong * factor)
+    very_flat = clutter < p.flat_level
     reach = dict((round(t, 6), k) for k, t in line_kernels(p.reach // 2 | 1, p.orientations))
     out = np.zeros(lum.shape, bool)
     strong_b = np.zeros(lum.shape, bool)
@@ -74,25 +80,26 @@ def detect_lines(lum: np.ndarray, res: np.ndarray, factor: float = 1.0, p: LineP
     weak_b = np.zeros(lum.shape, bool)
     weak_d = np.zeros(lum.shape, bool)
     net = np.zeros(lum.shape, bool)
-    for bright, dark, t in ridges:
+    half = (lum.shape[1] // 2 or 1, lum.shape[0] // 2 or 1)
+    for bright, dark, t in oriented_ridges(lum, p.length, p.orientations, p.side, p.asym):
         k = reach[round(t, 6)]
         for ridge, strong, weak in ((bright, strong_b, weak_b), (dark, strong_d, weak_d)):
-            ev = (ridge > p.weak * factor) & (ridge > p.weak_clutter * clutter)
+            ev = ridge > weak_thr
             if not ev.any():
                 continue
-            net |= (ridge > p.net_floor * factor) & (ridge > p.net_clutter * clutter)
+            net |= ridge > net_thr
             # continuation at half resolution (a coverage fraction survives it; 4x cheaper)
-            small = cv2.resize(ev.astype(np.float32), (ev.shape[1] // 2 or 1, ev.shape[0] // 2 or 1), interpolation=cv2.INTER_AREA)
+            small = cv2.resize(ev.view(np.uint8).astype(np.float32), half, interpolation=cv2.INTER_AREA)
             small = cv2.filter2D(small, -1, k, borderType=cv2.BORDER_CONSTANT)
             cov = cv2.resize(small, (ev.shape[1], ev.shape[0]), interpolation=cv2.INTER_LINEAR)
             # on flat photo a clear thin line needs no long continuation (crack networks
             # turn every 10-30 px); in texture it must continue
-            flat_ok = (ridge > p.flat_floor * factor) & (ridge > p.flat_clutter * clutter)
+            flat_ok = ridge > flat_thr
             ev &= (cov >= p.cover) | flat_ok
             weak |= ev
-            strong |= ev & (ridge > p.strong * factor) & (ridge > p.strong_clutter * clutter)
+            strong |= ev & (ridge > strong_thr)
             # on very flat photo (sky, walls, skin in shade) a clear line is its own seed
-            strong |= ev & flat_ok & (clutter < p.flat_level)
+            strong |= ev & flat_ok & very_flat
     # crack networks: branching, kinked thin lines without long straight runs; kept when the
     # component spreads wide but sparse (a bounding box mostly empty, many pixels in it)
     if net.any():

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from archive_restore.masks._common import chroma as colourfulness
+
 
 @dataclass(frozen=True)
 class TextParams:
@@ -87,12 +89,12 @@ def _rows(cand: np.ndarray, p: TextParams, same_height: bool, min_glyphs: int,
 
 
 def detect_text(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: TextParams = TextParams(),
-                where: tuple[int, int] | None = None) -> np.ndarray:
+                where: tuple[int, int] | None = None, chroma: np.ndarray | None = None) -> np.ndarray:
     """image: (H, W, 3) uint8 RGB; lum: its luma float32; where: (first row of this tile in
-    the image, image height), None for a whole image. Returns (H, W) bool text pixels."""
+    the image, image height), None for a whole image; chroma: ``_common.chroma(image)`` if
+    the caller has it. Returns (H, W) bool text pixels."""
     y0, full_h = where if where is not None else (0, image.shape[0])
-    f = image.astype(np.float32)
-    r, g, b = f[..., 0], f[..., 1], f[..., 2]
+    r, g, b = (c.astype(np.float32) for c in cv2.split(image))
     # stamp inks are orange-red: green at most ~0.6 of red (yellow paint and foliage are not)
     orange = np.clip(np.minimum(r - b, r - 0.5 * g) - p.orange_offset, 0, None) * (r > p.red_min) * (g < p.max_green * r)
     k = cv2.getStructuringElement(cv2.MORPH_RECT, (p.stroke, p.stroke))
@@ -104,7 +106,8 @@ def detect_text(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: Text
     if boxes.any():  # the stamp's glow and fringe, inside its row grown by a few px
         near = cv2.dilate(boxes.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7))) > 0
         out |= near & (oth > p.glow_floor * factor)
-    chroma = f.max(axis=2) - f.min(axis=2)
+    if chroma is None:
+        chroma = colourfulness(image)
     neutral = chroma < 40
     bright = cv2.morphologyEx(lum, cv2.MORPH_TOPHAT, k)
     dark = cv2.morphologyEx(lum, cv2.MORPH_BLACKHAT, k)
