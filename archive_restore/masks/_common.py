@@ -28,7 +28,7 @@ def luma(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 
-def chroma(image: np.ndarray) -> np.ndarray:
+def colourfulness(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (H, W) float32 colourfulness: max - min of the channels, in
     [0, 255] (0 on grey). Computed with OpenCV's SIMD min/max, several times faster than
     numpy's reduction over the channel axis."""

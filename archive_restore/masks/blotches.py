@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from archive_restore.masks._common import chroma as colourfulness
-from archive_restore.masks._common import remove_small
+from archive_restore.masks._common import colourfulness, remove_small
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class BlotchParams:
 
 def detect_blotches(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: BlotchParams = BlotchParams(),
                     chroma: np.ndarray | None = None) -> np.ndarray:
-    """image: (H, W, 3) uint8 RGB; lum: luma float32; chroma: ``_common.chroma(image)`` if
+    """image: (H, W, 3) uint8 RGB; lum: luma float32; chroma: ``_common.colourfulness(image)`` if
     the caller has it. Returns (H, W) bool blotch pixels."""
     if chroma is None:
         chroma = colourfulness(image)

@@ -14,8 +14,7 @@ import cv2
 import numpy as np
 
 from archive_restore.config import MaskConfig
-from archive_restore.masks._common import chroma as colourfulness
-from archive_restore.masks._common import luma, median_residual, sensitivity_factor
+from archive_restore.masks._common import colourfulness, luma, median_residual, sensitivity_factor
 from archive_restore.masks.blotches import detect_blotches
 from archive_restore.masks.dust import detect_specks
 from archive_restore.masks.scratches import detect_lines
@@ -51,12 +50,12 @@ def detect_kinds(image: np.ndarray, cfg: MaskConfig) -> dict[str, np.ndarray]:
 
     Tiles run on ``cfg.threads`` threads; each tile's result depends only on its own pixels,
     so the answer is the same for any thread count."""
+    if cfg.threads < 0:
+        raise ValueError(f"MaskConfig.threads must be >= 0, got {cfg.threads}")
     h, w = image.shape[:2]
     t, ov = max(64, cfg.tile), max(0, cfg.overlap)
     if h <= t + 2 * ov and w <= t + 2 * ov:
         return detect_tile(image, cfg)
-    if cfg.threads < 0:
-        raise ValueError(f"MaskConfig.threads must be >= 0, got {cfg.threads}")
     threads = cfg.threads or min(4, os.cpu_count() or 1)
 
     def one(yx: tuple[int, int]) -> tuple[int, int, int, int, dict[str, np.ndarray]]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from archive_restore.masks._common import chroma as colourfulness
+from archive_restore.masks._common import colourfulness
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def _rows(cand: np.ndarray, p: TextParams, same_height: bool, min_glyphs: int,
 def detect_text(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: TextParams = TextParams(),
                 where: tuple[int, int] | None = None, chroma: np.ndarray | None = None) -> np.ndarray:
     """image: (H, W, 3) uint8 RGB; lum: its luma float32; where: (first row of this tile in
-    the image, image height), None for a whole image; chroma: ``_common.chroma(image)`` if
+    the image, image height), None for a whole image; chroma: ``_common.colourfulness(image)`` if
     the caller has it. Returns (H, W) bool text pixels."""
     y0, full_h = where if where is not None else (0, image.shape[0])
     r, g, b = (c.astype(np.float32) for c in cv2.split(image))
