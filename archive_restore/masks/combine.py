@@ -14,7 +14,12 @@ import cv2
 import numpy as np
 
 from archive_restore.config import MaskConfig
-from archive_restore.masks._common import colourfulness, luma, median_residual, sensitivity_factor
+from archive_restore.masks._common import (
+    colourfulness,
+    luma,
+    median_residual,
+    sensitivity_factor,
+)
 from archive_restore.masks.blotches import detect_blotches
 from archive_restore.masks.dust import detect_specks
 from archive_restore.masks.scratches import detect_lines
