@@ -118,6 +118,18 @@ def test_white_fence_planks_are_not_blotches():
     assert detect(img, MaskConfig()).kind_pixels["blotches"] == 0
 
 
+def test_white_sky_inside_a_scan_frame_is_not_a_blotch():
+    """A blown-out sky runs off the top of the picture; a scanner's thin dark frame must not
+    turn it into an island of "paper-white loss" (19 % of a real scan was flagged so)."""
+    img = _clean(300, 200)
+    img[:70] = (250, 250, 249)  # 20 % of the picture, wider than tall
+    img[:2], img[:, :2], img[:, -2:] = 30, 30, 30  # a 2-px dark scan frame
+    r = detect(img, MaskConfig())
+    assert r.kind_pixels["blotches"] == 0
+    cv2.ellipse(img, (100, 200), (14, 10), 20, 0, 360, (240, 238, 232), -1, cv2.LINE_AA)
+    assert detect(img, MaskConfig()).mask[200, 100]  # a loss inside the frame is still found
+
+
 def test_painted_yellow_line_is_not_a_scratch():
     """Scratches expose white base or black binder; a saturated painted line (road marking)
     is more colourful than its surroundings and is scene content."""

@@ -25,6 +25,8 @@ class BlotchParams:
     max_aspect: float = 3.0        # bounding-box aspect of a patch
     max_border: float = 0.4        # share of an image side a patch may run along (tears bite less)
     ring_fraction: float = 0.6     # share of the ring that must be darker by ring_contrast / 2
+    border_margin: int = 8         # px: a patch this close to a side touches it (scans often
+    border_margin_frac: float = 0.02  # carry a thin dark frame); and as a share of the short side
 
 
 def detect_blotches(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: BlotchParams = BlotchParams(),
@@ -42,12 +44,10 @@ def detect_blotches(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: 
     n, lab, stats, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8)
     out = np.zeros(cand.shape, bool)
     H, W = lum.shape
-    contact = np.zeros(n, np.int64)
-    for edge in (lab[0], lab[-1], lab[:, 0], lab[:, -1]):
-        contact = contact + np.bincount(edge, minlength=n) * (1.0 / len(edge)) * 1000
+    contact = border_contact(lab, n, max(p.border_margin, round(p.border_margin_frac * min(H, W))))
     for i in range(1, n):
         x, y, w, h, a = stats[i]
-        if contact[i] > 1000 * p.max_border:  # open sky or a white wall running off the picture
+        if contact[i] > p.max_border:  # open sky or a white wall running off the picture
             continue
         if max(w, h) > p.max_aspect * min(w, h):  # planks, window frames, stripes: not a patch
             continue
@@ -67,3 +67,19 @@ def detect_blotches(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: 
             soft &= lum[y0:y1, x0:x1] > around + 0.25 * (inside - around)
             out[y0:y1, x0:x1] |= soft
     return out
+
+
+def border_contact(lab: np.ndarray, n: int, margin: int) -> np.ndarray:
+    """(n,) float: per component of ``lab`` (H, W) int32, the summed share of each image side
+    it reaches within ``margin`` px (0..4; 1 = one whole side). A patch cut off from the edge
+    only by a scanner's thin dark frame still runs off the picture."""
+    H, W = lab.shape
+    m = max(1, min(margin, H, W))
+    out = np.zeros(n)
+    for band in (lab[:m], lab[H - m:], lab[:, :m].T, lab[:, W - m:].T):
+        # (label, position along the side) pairs, each counted once however deep the band
+        pos = np.broadcast_to(np.arange(band.shape[1]), band.shape)
+        pairs = np.unique(band.astype(np.int64) * band.shape[1] + pos)
+        out += np.bincount(pairs // band.shape[1], minlength=n)[:n] / band.shape[1]
+    return out
+
