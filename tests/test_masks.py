@@ -128,6 +128,9 @@ def test_white_sky_inside_a_scan_frame_is_not_a_blotch():
     assert r.kind_pixels["blotches"] == 0
     cv2.ellipse(img, (100, 200), (14, 10), 20, 0, 360, (240, 238, 232), -1, cv2.LINE_AA)
     assert detect(img, MaskConfig()).mask[200, 100]  # a loss inside the frame is still found
+    tear = _clean(300, 200)
+    cv2.ellipse(tear, (0, 200), (30, 40), 0, 0, 360, (246, 245, 242), -1, cv2.LINE_AA)
+    assert detect(tear, MaskConfig()).mask[200, 10]  # a tear biting into one side is too
 
 
 def test_painted_yellow_line_is_not_a_scratch():

@@ -25,8 +25,9 @@ class BlotchParams:
     max_aspect: float = 3.0        # bounding-box aspect of a patch
     max_border: float = 0.4        # share of an image side a patch may run along (tears bite less)
     ring_fraction: float = 0.6     # share of the ring that must be darker by ring_contrast / 2
-    border_margin: int = 8         # px: a patch this close to a side touches it (scans often
-    border_margin_frac: float = 0.02  # carry a thin dark frame); and as a share of the short side
+    max_side: float = 0.75         # share of one side a patch may line within the margin below
+    border_margin: int = 8         # px from a side (scans often carry a thin dark frame) ...
+    border_margin_frac: float = 0.02  # ... or this share of the short side, if more
 
 
 def detect_blotches(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: BlotchParams = BlotchParams(),
@@ -44,10 +45,13 @@ def detect_blotches(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: 
     n, lab, stats, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8)
     out = np.zeros(cand.shape, bool)
     H, W = lum.shape
-    contact = border_contact(lab, n, max(p.border_margin, round(p.border_margin_frac * min(H, W))))
+    touch = border_contact(lab, n, 1).sum(1)
+    near = border_contact(lab, n, max(p.border_margin, round(p.border_margin_frac * min(H, W)))).max(1)
     for i in range(1, n):
         x, y, w, h, a = stats[i]
-        if contact[i] > p.max_border:  # open sky or a white wall running off the picture
+        # open sky or a white wall running off the picture, also when a scanner's thin dark
+        # frame keeps it a few px from the edge (a tear may bite into a side, not line it)
+        if touch[i] > p.max_border or near[i] > p.max_side:
             continue
         if max(w, h) > p.max_aspect * min(w, h):  # planks, window frames, stripes: not a patch
             continue
@@ -70,16 +74,15 @@ def detect_blotches(image: np.ndarray, lum: np.ndarray, factor: float = 1.0, p: 
 
 
 def border_contact(lab: np.ndarray, n: int, margin: int) -> np.ndarray:
-    """(n,) float: per component of ``lab`` (H, W) int32, the summed share of each image side
-    it reaches within ``margin`` px (0..4; 1 = one whole side). A patch cut off from the edge
-    only by a scanner's thin dark frame still runs off the picture."""
+    """(n, 4) float in [0, 1]: per component of ``lab`` (H, W) int32, the share of each image
+    side (top, bottom, left, right) it reaches within ``margin`` px (1 = on the edge itself)."""
     H, W = lab.shape
     m = max(1, min(margin, H, W))
-    out = np.zeros(n)
-    for band in (lab[:m], lab[H - m:], lab[:, :m].T, lab[:, W - m:].T):
+    out = np.zeros((n, 4))
+    for side, band in enumerate((lab[:m], lab[H - m:], lab[:, :m].T, lab[:, W - m:].T)):
         # (label, position along the side) pairs, each counted once however deep the band
         pos = np.broadcast_to(np.arange(band.shape[1]), band.shape)
         pairs = np.unique(band.astype(np.int64) * band.shape[1] + pos)
-        out += np.bincount(pairs // band.shape[1], minlength=n)[:n] / band.shape[1]
+        out[:, side] = np.bincount(pairs // band.shape[1], minlength=n)[:n] / band.shape[1]
     return out
 
