@@ -85,4 +85,3 @@ def border_contact(lab: np.ndarray, n: int, margin: int) -> np.ndarray:
         pairs = np.unique(band.astype(np.int64) * band.shape[1] + pos)
         out[:, side] = np.bincount(pairs // band.shape[1], minlength=n)[:n] / band.shape[1]
     return out
-
