@@ -160,6 +160,7 @@ def test_viewer_divider_mask_zoom_next_no_errors(browser, tmp_path):
     page.keyboard.press("Escape")
     link = out_dir.joinpath("report.html").as_uri() + "#" + quote("box2/orchard.png", safe="")
     page.goto(link)  # same document, new fragment: hashchange opens it
+    viewer.wait_for(state="visible", timeout=5000)  # the event is async: is_visible() does not wait
     assert viewer.is_visible() and page.locator("#v-name").text_content() == "box2/orchard.png"
     page.keyboard.press("Escape")
     fresh = browser.new_page()  # a fresh load of a shared link opens it too
