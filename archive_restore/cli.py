@@ -195,6 +195,8 @@ def train_cmd(
     workers: Annotated[int, typer.Option("--workers", min=0, help="Data-loading processes.")] = 1,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate of both networks.")] = 2e-4,
     adv_start: Annotated[int, typer.Option("--adv-start", min=0, help="Step at which the adversarial loss starts.")] = 1000,
+    w_adv: Annotated[float, typer.Option("--w-adv", min=0.0, help="Weight of the adversarial (hinge) loss; 0 turns the discriminator off.")] = 0.02,
+    w_tex: Annotated[float, typer.Option("--w-tex", min=0.0, help="Weight of the texture loss (local high-frequency amplitude of the fill vs the original; aims at texture ratio 1).")] = 0.0,
     no_bf16: Annotated[bool, typer.Option("--no-bf16", help="CPU: train in float32 instead of bf16 autocast.")] = False,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", exists=True, dir_okay=False, help="Start a new run from another run's last.pth (G and D weights; fresh optimisers), e.g. to fine-tune at a lower --lr.")] = None,
     max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", min=0.1, help="Stop and save after this much wall time (leased machines); continue later with --resume.")] = None,
@@ -220,7 +222,7 @@ def train_cmd(
         fail(str(exc), 2)
     cfg = TrainConfig(size=size, batch=batch, steps=steps, sample_every=sample_every, ckpt_every=ckpt_every,
                       val_every=sample_every, seed=seed, workers=workers, lr_g=lr, lr_d=lr, adv_start=adv_start,
-                      bf16=not no_bf16)
+                      w_adv=w_adv, w_tex=w_tex, bf16=not no_bf16)
     try:
         trainer = Trainer(data_dir, out, model_cfg, cfg, device=device, resume=resume, val_dir=val_dir, init_from=init_from)
     except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:

@@ -74,6 +74,7 @@ class TrainConfig:
     w_mse: float = 1.0
     w_grad: float = 2.0
     w_ssim: float = 1.0
+    w_tex: float = 0.0  # losses.texture_loss; 0 in gunet_v1/v2
     w_adv: float = 0.02
     w_fm: float = 1.0
     adv_start: int = 1000

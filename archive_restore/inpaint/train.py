@@ -5,7 +5,8 @@
   generator.pth               generator only (what ``restore export-onnx`` and ``models/`` take)
   samples/<step>.png          damaged | mask | pre-fill | output | original, fixed validation cases
   metrics.jsonl               one line per log interval (losses, steps/s) and per validation
-                              (masked PSNR per kind for the model and for its pre-fill alone)
+                              (masked PSNR per kind for the model and for its pre-fill alone,
+                              and the model's texture ratio)
 
 Resume is exact: the data pipeline is a pure function of (seed, sample index) and the
 sample index is ``step * batch``, so a resumed run sees the same samples as an unbroken one.
@@ -193,6 +194,8 @@ class Trainer:
             "grad": c.w_grad * L.gradient_loss(out, target, mask),
             "ssim": c.w_ssim * L.ssim_loss(out, target, mask),
         }
+        if c.w_tex > 0:
+            loss_terms["tex"] = c.w_tex * L.texture_loss(out, target, mask)
         if use_adv:
             for p in self.D.parameters():
                 p.requires_grad_(False)
@@ -214,7 +217,8 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, Any]:
-        """Masked PSNR per validation kind, for the model and for its pre-fill alone."""
+        """Per validation kind: masked PSNR of the model and of its pre-fill alone, and the
+        model's texture ratio (``losses.texture_ratio``, mean over the cases)."""
         self.G.eval()
         res: dict[str, Any] = {}
         for kind, image, mask, target in self.val:
@@ -222,6 +226,7 @@ class Trainer:
             res[kind] = {
                 "model": float(L.psnr(out, target, mask).mean()),
                 "prefill": float(L.psnr(image, target, mask).mean()),
+                "texture": float(L.texture_ratio(out, target, mask).mean()),
             }
         self.G.train()
         if self.val:
