@@ -202,7 +202,7 @@ def test_torch_texture_ratio_agrees_with_the_evaluation_metric():
     mask = np.zeros((40, 56), bool)
     mask[12:28, 20:32] = True
     fill[mask] = cv2.GaussianBlur(orig, (5, 5), 1.5)[mask]
-    t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255
     ours = float(texture_ratio(t(fill), t(orig), torch.from_numpy(mask)[None, None].float()))
     ref = eval_ratio(fill, orig, mask)
     assert ref < 0.8  # the blurred fill really is smoother

@@ -71,7 +71,7 @@ def texture_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, w
     m = dilate(mask, 1)
     pad = win // 2
     den = F.avg_pool2d(m, win, 1, pad).clamp_min(1e-6)
-    amp = lambda x: torch.sqrt(F.avg_pool2d(laplacian_luma(x) ** 2 * m, win, 1, pad) / den + 1e-6)  # noqa: E731
+    amp = lambda x: torch.sqrt(F.avg_pool2d(laplacian_luma(x) ** 2 * m, win, 1, pad) / den + 1e-6)
     return _per_sample_masked_mean((amp(pred) - amp(target)).abs(), m)
 
 
@@ -79,7 +79,7 @@ def texture_ratio(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) 
     """Per sample (B,): mean squared luma Laplacian of ``pred`` over the hole grown by 2 px,
     divided by the original's (``evaluate.texture_ratio`` in torch; blurry fills are << 1)."""
     m = dilate(mask, 2)
-    e = lambda x: (laplacian_luma(x) ** 2 * m).flatten(1).sum(1)  # noqa: E731
+    e = lambda x: (laplacian_luma(x) ** 2 * m).flatten(1).sum(1)
     return e(pred) / e(target).clamp_min(1e-12)
 
 
