@@ -76,7 +76,7 @@ def _rows(cand: np.ndarray, p: TextParams, same_height: bool, min_glyphs: int,
     if same_height:  # stroke width of each glyph: twice its deepest distance-transform value
         dt = cv2.distanceTransform(cand.astype(np.uint8), cv2.DIST_L2, 3)
         sw = np.zeros(ng)
-        np.maximum.at(sw, flat, dt.ravel())
+        np.maximum.at(sw, flat[idx], dt.ravel()[idx])  # glyph pixels only: background is label 0
         sw = sw[1:]
     for r in np.flatnonzero(keep):
         sel = (row_of == r) & (gh >= 3)
