@@ -149,3 +149,95 @@ def test_fp16_export_within_documented_bound(tmp_path, tiny_checkpoint):
     res = export_checkpoint(tiny_checkpoint, tmp_path / "half.onnx", fp16=True, shapes=((1, 33, 41),))
     assert res.sidecar["precision"] == "fp16"
     assert res.sidecar["parity"]["max_abs_diff"] <= FP16_BOUND
+
+
+@pytest.fixture(scope="module")
+def calib_photos(tmp_path_factory):
+    """Six 200x208 smooth photos with an edge and grain, for int8 calibration."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("calib")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        yy, xx = np.mgrid[0:200, 0:208].astype(np.float32)
+        base = np.stack([np.sin(xx / (9 + i)), np.cos(yy / (13 + i)), np.sin((xx + yy) / 17)], -1) * 70 + 120
+        base[:, 100:] += 40
+        cv2.imwrite(str(root / f"{i}.png"), np.clip(base + rng.normal(0, 5, base.shape), 0, 255).astype(np.uint8))
+    return root
+
+
+@pytest.fixture(scope="module")
+def loud_checkpoint(tmp_path_factory, tiny_model_cfg):
+    """A tiny generator whose head is scaled up so that it corrects the pre-fill by ~5 grey
+    levels inside the hole, as a trained model does (a random init corrects almost nothing,
+    and quantisation errors would vanish with it)."""
+    from archive_restore.inpaint.checkpoint import save_checkpoint
+    from archive_restore.inpaint.model import build_generator
+
+    torch.manual_seed(0)
+    g = build_generator(tiny_model_cfg)
+    with torch.no_grad():
+        g.head.weight.mul_(1000.0)
+    path = tmp_path_factory.mktemp("loud") / "loud.pth"
+    save_checkpoint(path, g, tiny_model_cfg, step=3)
+    return path
+
+
+def test_int8_export_is_quantised_checked_and_keeps_known_pixels(tmp_path, loud_checkpoint, calib_photos):
+    import onnx
+
+    from archive_restore.inpaint.export import INT8_MIN_PSNR
+
+    out = tmp_path / "q.onnx"
+    res = export_checkpoint(loud_checkpoint, out, int8=True, calib_dir=calib_photos, calib_n=8, shapes=((1, 33, 41), (2, 64, 48)))
+    side = res.sidecar
+    assert side["precision"] == "int8" and side["int8"]["cases"] == 8
+    assert side["int8"]["min_psnr_db"] >= INT8_MIN_PSNR
+    proto = onnx.load(str(out))
+    ops = [n.op_type for n in proto.graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    assert any(t.data_type == onnx.TensorProto.INT8 for t in proto.graph.initializer)  # int8 conv weights
+    # the head and blend stay float: the graph's output copies ``image`` exactly outside the hole
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(5)
+    image = rng.random((1, 3, 40, 56), dtype=np.float32)
+    mask = np.zeros((1, 1, 40, 56), np.float32)
+    mask[..., 12:20, 5:50] = 1
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"image": image, "mask": mask})[0]
+    known = mask[0, 0] == 0
+    assert np.array_equal(got[0][:, known], image[0][:, known])
+    # and the runtime takes it like any other export
+    sess = InpaintSession(out, device="cpu")
+    img, m = image[0].transpose(1, 2, 0).copy(), mask[0, 0] > 0
+    filled = sess.fill([img], [m])[0]
+    assert np.array_equal(filled[~m], img[~m]) and np.abs(filled[m] - img[m]).mean() > 0.05
+
+
+def test_int8_export_refuses_a_broken_calibration(tmp_path, loud_checkpoint, calib_photos, monkeypatch):
+    """Activation ranges taken from photos at 5 % brightness clip real inputs: the held-out
+    check must catch it and leave nothing behind."""
+    import archive_restore.inpaint.export as ex
+
+    real = ex.calibration_cases
+
+    def dimmed(*args, **kwargs):
+        cases = real(*args, **kwargs)  # even cases calibrate, odd ones check
+        return [{"image": c["image"] * 0.05, "mask": c["mask"]} if i % 2 == 0 else c for i, c in enumerate(cases)]
+
+    monkeypatch.setattr(ex, "calibration_cases", dimmed)
+    out = tmp_path / "bad.onnx"
+    with pytest.raises(ExportError, match="held-out"):
+        export_checkpoint(loud_checkpoint, out, int8=True, calib_dir=calib_photos, calib_n=8, shapes=((1, 33, 41),))
+    assert not out.exists() and not out.with_suffix(".json").exists()
+    assert not [p for p in tmp_path.iterdir()]
+
+
+def test_cli_int8_needs_calibration_photos(tmp_path, tiny_checkpoint, calib_photos):
+    runner = CliRunner()
+    res = runner.invoke(app, ["export-onnx", str(tiny_checkpoint), "--out", str(tmp_path / "a.onnx"), "--int8"])
+    assert res.exit_code == 1 and "--calib" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["export-onnx", str(tiny_checkpoint), "--out", str(tmp_path / "b.onnx"), "--int8", "--fp16",
+                              "--calib", str(calib_photos)])
+    assert res.exit_code == 1 and "one of" in res.output
+    assert not list(tmp_path.iterdir())
