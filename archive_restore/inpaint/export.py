@@ -74,8 +74,9 @@ class ExportResult:
             ("opset / precision", f"{s['opset']} / {s['precision']}"),
             ("parity max |diff|", f"{s['parity']['max_abs_diff']:.2e} (bound {s['parity']['bound']:.0e})"),
             ("parity shapes", ", ".join("x".join(map(str, sh)) for sh in s["parity"]["shapes"])),
-            *([("int8 vs fp32 (held-out crops)", f"masked PSNR min {s['int8']['min_psnr_db']:.1f} dB, mean "
-                 f"{s['int8']['mean_psnr_db']:.1f} dB (bound {s['int8']['bound_db']:g}), {s['int8']['cases']} crops")] if "int8" in s else []),
+            *([("int8 vs fp32 (held-out crops)", (f"masked PSNR min {s['int8']['min_psnr_db']:.1f} dB, mean "
+                 f"{s['int8']['mean_psnr_db']:.1f} dB (bound {s['int8']['bound_db']:g}), {s['int8']['cases']} crops"))]
+              if "int8" in s else []),
             ("onnx size", f"{s['onnx_bytes'] / 1e6:.2f} MB"),
             ("onnx sha256", s["onnx_sha256"][:16] + "…"),
             ("sidecar", str(self.sidecar_path)),
@@ -129,7 +130,12 @@ def calibration_cases(root: Path, cfg: Any, n: int, seed: int, max_per_photo: in
     is passed over again (at most ``max_per_photo`` crops per photo). Returns graph feeds:
     ``image`` (1,3,S,S) float32 in [0,1], ``mask`` (1,1,S,S) in {0,1}. Photos smaller than a
     crop or unreadable are skipped."""
-    from archive_restore.inpaint.data import build_sample, list_images, make_mask, read_rgb
+    from archive_restore.inpaint.data import (
+        build_sample,
+        list_images,
+        make_mask,
+        read_rgb,
+    )
 
     rng = np.random.default_rng(seed)
     paths = list_images(Path(root))
@@ -204,7 +210,13 @@ def _unquantize_inputs(proto: Any, keep_float: list[str]) -> None:
 def _quantize_int8(fp32: Path, dst: Path, calib: list[dict[str, np.ndarray]]) -> list[str]:
     """Static QDQ int8 quantisation of ``fp32`` into ``dst``; returns the nodes left in float."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
