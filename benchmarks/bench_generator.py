@@ -1,8 +1,11 @@
 """Generator cost on this machine: params, GFLOPs, and images/s for PyTorch eager vs ONNX Runtime.
 
 Usage: python benchmarks/bench_generator.py [--arch gated_unet] [--sizes 256 512] [--repeats 5]
+                                            [--onnx export/gunet_v2.onnx export/gunet_v2_int8.onnx]
 Exports a random-init checkpoint of the architecture (speed does not depend on the weights),
-then times both back ends on the same inputs in the same run. Prints a table and JSON.
+then times both back ends on the same inputs in the same run. ``--onnx`` also times the given
+exported graphs (e.g. fp32 against int8) through ONNX Runtime on the same inputs, in turn,
+repeat by repeat. Prints tables and JSON.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ def main() -> None:
     ap.add_argument("--arch", default="gated_unet")
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--onnx", nargs="*", default=[], help="exported graphs (with sidecars) to time as well")
     args = ap.parse_args()
     import onnxruntime as ort
 
@@ -92,6 +96,39 @@ def main() -> None:
                        ("eager s", "eager_s", ""), ("ORT s", "ort_s", ""), ("eager i/s", "eager_img_per_s", ""),
                        ("ORT i/s", "ort_img_per_s", ""), ("ORT/eager", "ort_speedup", "")])
     print(json.dumps(rows))
+    if args.onnx:
+        graphs = time_graphs([Path(g) for g in args.onnx], args.sizes, args.repeats)
+        print_table(graphs, [("graph", "graph", ""), ("precision", "precision", ""), ("size", "size", ""), ("ORT s", "ort_s", ""),
+                             ("vs first", "vs_first", "")])
+        print(json.dumps(graphs))
+
+
+def time_graphs(paths: list[Path], sizes: list[int], repeats: int) -> list[dict]:
+    """Median ONNX Runtime seconds per (1,3,s,s) window for each graph; the graphs take turns
+    within each repeat, so a busy machine slows them alike."""
+    import onnxruntime as ort
+
+    from archive_restore.runtime.session import load_sidecar
+
+    sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in paths]
+    rows = []
+    for s in sizes:
+        rng = np.random.default_rng(s)
+        feed = {"image": rng.random((1, 3, s, s), dtype=np.float32),
+                "mask": (rng.random((1, 1, s, s)) > 0.9).astype(np.float32)}
+        times: list[list[float]] = [[] for _ in sessions]
+        for sess in sessions:
+            sess.run(None, feed)  # warm-up
+        for _ in range(repeats):
+            for i, sess in enumerate(sessions):
+                t = time.perf_counter()
+                sess.run(None, feed)
+                times[i].append(time.perf_counter() - t)
+        med = [float(np.median(t)) for t in times]
+        for p, m in zip(paths, med):
+            rows.append({"graph": p.name, "precision": load_sidecar(p).get("precision", "fp32"), "size": s,
+                         "ort_s": round(m, 4), "vs_first": round(med[0] / m, 2)})
+    return rows
 
 
 if __name__ == "__main__":
