@@ -241,3 +241,32 @@ def test_cli_int8_needs_calibration_photos(tmp_path, tiny_checkpoint, calib_phot
                               "--calib", str(calib_photos)])
     assert res.exit_code == 1 and "one of" in res.output
     assert not list(tmp_path.iterdir())
+
+
+def test_shipped_graphs_match_their_sidecars_and_each_other():
+    """The default model and its int8 twin in export/: files are what their sidecars say, both
+    come from the same checkpoint, and the int8 fill stays within the export's bound of fp32."""
+    from archive_restore.inpaint.export import INT8_MIN_PSNR
+    from archive_restore.runtime.session import default_model_path
+
+    fp32 = default_model_path()
+    int8 = fp32.with_name(fp32.stem + "_int8.onnx")
+    sides = [load_sidecar(p) for p in (fp32, int8)]
+    for path, side in zip((fp32, int8), sides):
+        assert sha256_file(path) == side["onnx_sha256"]
+    assert sides[0]["checkpoint_sha256"] == sides[1]["checkpoint_sha256"]
+    assert (sides[0]["precision"], sides[1]["precision"]) == ("fp32", "int8")
+    # a smooth photo-like window with a grain and an edge, and a bent scratch across it
+    yy, xx = np.mgrid[0:96, 0:128].astype(np.float32)
+    img = np.stack([0.5 + 0.2 * np.sin(xx / 9), 0.45 + 0.2 * np.cos(yy / 11), 0.4 + 0.1 * np.sin((xx + yy) / 13)], -1)
+    img[:, 64:] += 0.15
+    img = np.clip(img + np.random.default_rng(0).normal(0, 0.02, img.shape), 0, 1).astype(np.float32)
+    mask = np.zeros((96, 128), bool)
+    for x in range(5, 123):
+        y = int(48 + 20 * np.sin(x / 30))
+        mask[y - 1:y + 2, x] = True
+    outs = [InpaintSession(p, device="cpu").fill([img], [mask])[0] for p in (fp32, int8)]
+    for out in outs:
+        assert np.array_equal(out[~mask], img[~mask])
+    err = float(np.mean((outs[0][mask] - outs[1][mask]) ** 2))
+    assert 10 * np.log10(1.0 / max(err, 1e-12)) >= INT8_MIN_PSNR
