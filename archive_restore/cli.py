@@ -159,9 +159,11 @@ def export_onnx_cmd(
     """Export a checkpoint to one self-contained, verified ONNX graph plus a JSON sidecar.
 
     Runs the full onnx.checker, then compares ONNX Runtime with PyTorch on several
-    random shapes (odd ones included) and refuses the export if they disagree. With
-    --int8 the verified graph is then quantised and compared with PyTorch on held-out
-    damaged crops of the --calib photos (masked PSNR at least 35 dB), or refused.
+    random shapes (odd ones included) and refuses the export if they disagree.
+
+    --int8: the verified graph is then quantised for the CPU and compared with
+    PyTorch on held-out damaged crops of the --calib photos; it is refused below
+    35 dB masked PSNR.
     """
     from rich.console import Console
     from rich.table import Table
