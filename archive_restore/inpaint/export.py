@@ -36,6 +36,7 @@ import torch
 
 from archive_restore import __version__
 from archive_restore.config import to_dict
+from archive_restore.inpaint import losses as L
 from archive_restore.inpaint.checkpoint import load_generator
 from archive_restore.io import sha256_file, write_bytes_atomic
 from archive_restore.runtime.session import SIDECAR_FORMAT, sidecar_path
@@ -139,28 +140,25 @@ def calibration_cases(root: Path, cfg: Any, n: int, seed: int, max_per_photo: in
 
     rng = np.random.default_rng(seed)
     paths = list_images(Path(root))
-    paths = [paths[i] for i in rng.permutation(len(paths))]
     photos: list[np.ndarray] = []
+    for i in rng.permutation(len(paths)):  # read only as many photos as there are crops to make
+        if len(photos) >= n:
+            break
+        try:
+            img = read_rgb(paths[i])
+        except ValueError:
+            continue
+        if min(img.shape[:2]) >= CALIB_SIZE:
+            photos.append(img)
     out: list[dict[str, np.ndarray]] = []
-    for rnd in range(max_per_photo):
-        for i in range(len(paths) if rnd == 0 else len(photos)):
-            if len(out) >= n:
-                return out
-            if rnd == 0:  # first pass: read each photo once, keep the usable ones
-                try:
-                    img = read_rgb(paths[i])
-                except ValueError:
-                    continue
-                if min(img.shape[:2]) < CALIB_SIZE:
-                    continue
-                photos.append(img)
-            img = photos[-1] if rnd == 0 else photos[i]
-            h, w = img.shape[:2]
-            y, x = int(rng.integers(0, h - CALIB_SIZE + 1)), int(rng.integers(0, w - CALIB_SIZE + 1))
-            crop = np.ascontiguousarray(img[y:y + CALIB_SIZE, x:x + CALIB_SIZE])
-            mask = make_mask((CALIB_SIZE, CALIB_SIZE), rng, CALIB_KINDS[len(out) % len(CALIB_KINDS)])
-            smp = build_sample(crop, mask, cfg.prefill, cfg.prefill_radius)
-            out.append({"image": smp.image[None].numpy(), "mask": smp.mask[None].numpy()})
+    for i in range(min(n, len(photos) * max_per_photo)):  # one crop per photo per pass
+        img = photos[i % len(photos)]
+        h, w = img.shape[:2]
+        y, x = int(rng.integers(0, h - CALIB_SIZE + 1)), int(rng.integers(0, w - CALIB_SIZE + 1))
+        crop = np.ascontiguousarray(img[y:y + CALIB_SIZE, x:x + CALIB_SIZE])
+        mask = make_mask((CALIB_SIZE, CALIB_SIZE), rng, CALIB_KINDS[i % len(CALIB_KINDS)])
+        smp = build_sample(crop, mask, cfg.prefill, cfg.prefill_radius)
+        out.append({"image": smp.image[None].numpy(), "mask": smp.mask[None].numpy()})
     return out
 
 
@@ -245,12 +243,6 @@ def _quantize_int8(fp32: Path, dst: Path, calib: list[dict[str, np.ndarray]]) ->
         for extra in dst.parent.glob(dst.name + ".pre*"):  # the calibrator's scratch files
             extra.unlink(missing_ok=True)
     return keep_float
-
-
-def _masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
-    """PSNR in dB between (1,3,H,W) arrays inside (1,1,H,W) ``mask`` (values in [0,1])."""
-    err = float((((a - b) ** 2) * mask).sum() / max(float(mask.sum()) * a.shape[1], 1.0))
-    return 10.0 * float(np.log10(1.0 / max(err, 1e-12)))
 
 
 def export_checkpoint(
@@ -391,7 +383,8 @@ def _int8_from(tmp: Path, ref_model: torch.nn.Module, calib: list[dict[str, np.n
         for case in held:
             with torch.no_grad():
                 ref = ref_model(torch.from_numpy(case["image"]), torch.from_numpy(case["mask"])).numpy()
-            scores.append(_masked_psnr(sess.run([OUTPUT], case)[0], ref, case["mask"]))
+            got = torch.from_numpy(sess.run([OUTPUT], case)[0])
+            scores.append(float(L.psnr(got, torch.from_numpy(ref), torch.from_numpy(case["mask"]))[0]))
         if min(scores) < min_psnr:
             raise ExportError(f"int8 graph differs from PyTorch fp32 on a held-out crop: masked PSNR "
                               f"{min(scores):.1f} dB < {min_psnr:g} dB")
