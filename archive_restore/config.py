@@ -137,6 +137,8 @@ class RuntimeConfig:
     context: pixels of known image kept around a mask component inside a window.
     batch: windows per ONNX Runtime call (across images).
     max_pixels: decompression-bomb guard; images above it fail with a clear error.
+    pyramid: pre-fill thick holes with the generator's own half-resolution fill
+        (``runtime.session``); False keeps the classical pre-fill everywhere.
     """
 
     device: str = "auto"
@@ -146,3 +148,4 @@ class RuntimeConfig:
     batch: int = 4
     max_pixels: int = 200_000_000
     jpeg_quality: int = 95
+    pyramid: bool = True

@@ -118,8 +118,9 @@ def fill_hole(method: str, image: np.ndarray, mask: np.ndarray, model=None) -> n
     return res
 
 
-def load_model(path: str | None):
-    """An InpaintSession for ``path`` (or the default model), or (None, reason) when unavailable."""
+def load_model(path: str | None, pyramid: bool = True):
+    """An InpaintSession for ``path`` (or the default model), or (None, reason) when unavailable.
+    pyramid: the session's pyramid pre-fill of thick holes (``runtime.session``)."""
     try:
         from archive_restore.runtime.session import InpaintSession, default_model_path
     except Exception as exc:  # runtime not merged / onnxruntime missing
@@ -130,7 +131,7 @@ def load_model(path: str | None):
     if not p.exists():
         return None, f"no model file at {p}"
     try:
-        return InpaintSession(p, device="cpu"), None
+        return InpaintSession(p, device="cpu", pyramid=pyramid), None
     except Exception as exc:
         return None, f"{type(exc).__name__}: {exc}"
 

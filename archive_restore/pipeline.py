@@ -270,7 +270,7 @@ def restore_folder(
     if session is None:
         from archive_restore.runtime.session import InpaintSession  # noqa: PLC0415
 
-        session = InpaintSession(model_path, device=runtime.device, batch=runtime.batch)
+        session = InpaintSession(model_path, device=runtime.device, batch=runtime.batch, pyramid=runtime.pyramid)
     detect = None
     if auto_mask:
         from archive_restore import masks as masks_mod  # noqa: PLC0415
@@ -292,6 +292,8 @@ def restore_folder(
         "model_id": session.model_id,
         "window": runtime.window,
         "context": runtime.context,
+        # what the session really does (a caller's session may have no pyramid pre-fill)
+        "pyramid": bool(getattr(session, "pyramid", False)),
         "jpeg_policy": JPEG_POLICY,
     }
     base_settings = json.loads(json.dumps(base_settings))

@@ -4,6 +4,13 @@ Owns: finding the default model, reading and checking its JSON sidecar, choosing
 execution provider once and recording what really ran (ONNX Runtime silently falls back
 to CPU when CUDA can't load), and ``fill``, which turns windows of an image plus masks
 into filled windows using the same classical pre-fill the generator was trained with.
+
+Thick holes (blotches, tears) get a *pyramid pre-fill*: the generator first fills the
+window at half resolution (recursively, while the hole stays thick there), and that
+coarse fill, upsampled, replaces the classical fill in the hole's interior. The network's
+receptive field then spans twice (four, eight times) the hole, so large holes get
+structure from further away instead of the classical fill's smear. Thin damage is left
+to the classical pre-fill alone (the same arrays as without the pyramid).
 """
 
 from __future__ import annotations
@@ -18,8 +25,14 @@ import numpy as np
 
 from archive_restore.io import sha256_file  # noqa: F401  (re-exported for callers of the runtime)
 from archive_restore.prefill import prefill
+from archive_restore.runtime.windows import hole_thickness
 
 SIDECAR_FORMAT = "archive-restore/onnx-sidecar/1"
+# pyramid pre-fill: holes at least this thick (px, ``windows.hole_thickness``) are first
+# filled at half resolution; the coarse fill takes over from the classical one over this
+# many px of depth into the hole (0 at the edge, all of it deeper)
+PYRAMID_MIN_THICKNESS = 16.0
+PYRAMID_RAMP = 16.0
 DEFAULT_MODEL_NAME = "gunet_v2"
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -107,6 +120,7 @@ class SessionInfo:
     prefill: str
     prefill_radius: int
     precision: str
+    pyramid: bool
 
 
 class InpaintSession:
@@ -117,7 +131,10 @@ class InpaintSession:
     windows equal to the input outside the mask.
     """
 
-    def __init__(self, onnx_path: Path | str | None = None, device: str = "auto", threads: int = 0, batch: int = 4):
+    def __init__(self, onnx_path: Path | str | None = None, device: str = "auto", threads: int = 0, batch: int = 4,
+                 pyramid: bool = True):
+        """pyramid: pre-fill thick holes with the generator's own half-resolution fill (see
+        the module docstring); False uses the classical pre-fill everywhere."""
         import onnxruntime as ort
 
         check_single_runtime()
@@ -149,6 +166,7 @@ class InpaintSession:
             prefill=cfg["prefill"],
             prefill_radius=int(cfg["prefill_radius"]),
             precision=self.sidecar.get("precision", "fp32"),
+            pyramid=bool(pyramid),
         )
         self.batch = max(1, batch)
         self._dtype = np.float16 if self.info.precision == "fp16" else np.float32
@@ -167,6 +185,10 @@ class InpaintSession:
         return self.info.model_name
 
     @property
+    def pyramid(self) -> bool:
+        return self.info.pyramid
+
+    @property
     def pad_multiple(self) -> int:
         return self.info.pad_multiple
 
@@ -178,10 +200,33 @@ class InpaintSession:
 
     def prepare(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Pre-fill one window. image (h,w,3) float32 in [0,1]; mask (h,w) bool.
-        Returns (h,w,3) float32 in [0,1]: the input outside the mask, the classical fill inside."""
+        Returns (h,w,3) float32 in [0,1]: the input outside the mask, the classical fill inside
+        (blended into the pyramid's coarse fill in the interior of thick holes)."""
         u8 = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
         filled = prefill(u8, mask, self.info.prefill, self.info.prefill_radius).astype(np.float32) / 255.0
-        return np.where(mask[..., None], filled, image).astype(np.float32)
+        pre = np.where(mask[..., None], filled, image).astype(np.float32)
+        if self.info.pyramid and min(mask.shape) >= 2 * self.pad_multiple and hole_thickness(mask) >= PYRAMID_MIN_THICKNESS:
+            pre = self._pyramid(image, mask, pre)
+        return pre
+
+    def _pyramid(self, image: np.ndarray, mask: np.ndarray, pre: np.ndarray) -> np.ndarray:
+        """The pyramid pre-fill of one window. image, pre: (h,w,3) float32 in [0,1] (input and
+        its classical pre-fill); mask: (h,w) bool. Returns (h,w,3) float32 in [0,1]: ``pre``
+        with the hole's interior taken from the generator's fill of the window at half
+        resolution (which ``fill`` pre-fills the same way, so the recursion stops once the
+        hole is thin at that scale)."""
+        import cv2
+
+        h, w = mask.shape
+        half = (w // 2, h // 2)
+        small = cv2.resize(image, half, interpolation=cv2.INTER_AREA)
+        # a half-resolution pixel is a hole if any of its four is: the coarse fill never
+        # copies a pixel that mixes hole and known
+        small_mask = cv2.resize(mask.astype(np.float32), half, interpolation=cv2.INTER_AREA) > 0
+        coarse = cv2.resize(self.fill([small], [small_mask])[0], (w, h), interpolation=cv2.INTER_LINEAR)
+        depth = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+        a = np.clip(depth / PYRAMID_RAMP, 0.0, 1.0)[..., None]
+        return np.where(mask[..., None], a * coarse + (1.0 - a) * pre, image).astype(np.float32)
 
     def fill(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Fill holes in windows. images: (h,w,3) float32 in [0,1], RGB; masks: (h,w) bool.
