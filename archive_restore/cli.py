@@ -190,6 +190,8 @@ def train_cmd(
     data_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Folder of clean photos (searched recursively).")],
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, samples/, metrics.jsonl.")],
     arch: Annotated[str, typer.Option("--arch", help="Generator: gated_unet (default) or context_encoder (baseline).")] = "gated_unet",
+    widths: Annotated[Optional[str], typer.Option("--widths", help="gated_unet channels at full, 1/2, 1/4 and 1/8 resolution, comma-separated (default 16,32,64,128; e.g. 24,48,96,192 for a wider net that still runs a 512² window in about 0.22 s in int8 on 2 CPU cores).")] = None,
+    dilations: Annotated[Optional[str], typer.Option("--dilations", help="gated_unet: dilation of each residual block at 1/8 resolution, comma-separated (default 2,4,8,1).")] = None,
     size: Annotated[int, typer.Option("--size", min=32, help="Training crop side in pixels.")] = 128,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Crops per step.")] = 16,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Train until this step (total, also when resuming).")] = 20000,
@@ -220,11 +222,11 @@ def train_cmd(
 
     from archive_restore.config import TrainConfig
     from archive_restore.inpaint.checkpoint import CheckpointError
-    from archive_restore.inpaint.model import default_config
+    from archive_restore.inpaint.model import default_config, sized_config
     from archive_restore.inpaint.train import Trainer
 
     try:
-        model_cfg = default_config(arch)
+        model_cfg = sized_config(default_config(arch), widths, dilations)
     except ValueError as exc:
         fail(str(exc), 2)
     cfg = TrainConfig(size=size, batch=batch, steps=steps, sample_every=sample_every, ckpt_every=ckpt_every,

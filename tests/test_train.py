@@ -218,3 +218,21 @@ def test_texture_weight_adds_the_term_and_reaches_the_run_config(photos, tmp_pat
     assert load_checkpoint(tmp_path / "run" / "last.pth")["train_config"]["w_tex"] == 2.0
     val = [r for r in rec if r.get("event") == "val"][-1]
     assert 0.0 < val["scratches"]["texture"] < 5.0
+
+
+def test_widths_and_dilations_reach_the_checkpoint_and_bad_lists_are_usage_errors(photos, tmp_path):
+    from archive_restore.inpaint.checkpoint import load_generator
+
+    runner = CliRunner()
+    run = tmp_path / "wide"
+    res = runner.invoke(app, ["train", str(photos), "--out", str(run), "--steps", "1", "--size", "32", "--batch", "2",
+                              "--workers", "0", "--no-bf16", "--widths", "8,16,24,32", "--dilations", "2,1"])
+    assert res.exit_code == 0, res.output
+    g, cfg, _ = load_generator(run / "generator.pth")
+    assert cfg.widths == (8, 16, 24, 32) and cfg.bottleneck_dilations == (2, 1)
+    assert len(g.bottleneck) == 2
+    for bad in (["--widths", "8,16,32"], ["--widths", "8,x,16,32"], ["--dilations", "0"],
+                ["--arch", "context_encoder", "--widths", "8,16,24,32"]):
+        res = runner.invoke(app, ["train", str(photos), "--out", str(tmp_path / "bad"), "--steps", "1", *bad])
+        assert res.exit_code == 2, (bad, res.output)
+        assert not (tmp_path / "bad" / "last.pth").exists()

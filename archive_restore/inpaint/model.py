@@ -32,6 +32,8 @@ Why the default ``gated_unet`` looks the way it does:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -215,6 +217,35 @@ def default_config(arch: str) -> ModelConfig:
     if arch == "context_encoder":
         return ModelConfig(arch="context_encoder", widths=(64,), bottleneck_dilations=(), prefill="none", residual=False)
     raise ValueError(f"unknown generator {arch!r}; choose from {GENERATORS}")
+
+
+def sized_config(cfg: ModelConfig, widths: str | None = None, dilations: str | None = None) -> ModelConfig:
+    """``cfg`` with its gated_unet widths and/or bottleneck dilations replaced, each given as
+    comma-separated positive integers ("24,48,96,192"); None keeps the field. Raises
+    ``ValueError`` on malformed lists, on a width count other than 4, and for other archs."""
+
+    def ints(text: str, name: str) -> tuple[int, ...]:
+        try:
+            vals = tuple(int(v) for v in text.split(","))
+        except ValueError:
+            raise ValueError(f"--{name} must be comma-separated integers, got {text!r}") from None
+        if not vals or min(vals) < 1:
+            raise ValueError(f"--{name} must be positive integers, got {text!r}")
+        return vals
+
+    if widths is None and dilations is None:
+        return cfg
+    if cfg.arch != "gated_unet":
+        raise ValueError(f"--widths and --dilations apply to gated_unet, not {cfg.arch}")
+    out = cfg
+    if widths is not None:
+        w = ints(widths, "widths")
+        if len(w) != 4:
+            raise ValueError(f"--widths needs 4 values (full, 1/2, 1/4, 1/8 resolution), got {len(w)}")
+        out = replace(out, widths=w)
+    if dilations is not None:
+        out = replace(out, bottleneck_dilations=ints(dilations, "dilations"))
+    return out
 
 
 def build_generator(cfg: ModelConfig) -> nn.Module:
