@@ -170,3 +170,21 @@ def test_specks_on_flat_photo_are_not_scratches():
     r = detect(img, MaskConfig())
     assert r.kind_pixels["scratches"] == 0
     assert r.kind_pixels["dust"] > 0
+
+
+def test_dust_grey_test_at_seeds_equals_the_whole_image_median():
+    """The colour test of dust seeds takes the 9x9 median of colourfulness at the seeds only;
+    it must equal OpenCV's whole-image medianBlur there (borders included), few seeds or many."""
+    from archive_restore.masks.dust import _grey
+
+    rng = np.random.default_rng(3)
+    chroma = cv2.GaussianBlur(rng.uniform(0, 255, (70, 90)).astype(np.float32), (0, 0), 1.0)
+    chroma[rng.random(chroma.shape) < 0.05] = 255  # saturated points
+    chroma = np.round(chroma)
+    full = (chroma - cv2.medianBlur(chroma.astype(np.uint8), 9)) < 15
+    for frac in (0.005, 0.3):  # a few seeds (per-seed median), many (whole-image median)
+        where = rng.random(chroma.shape) < frac
+        where[0, 0] = where[-1, -1] = where[0, -1] = True  # corners: the replicated border
+        got = _grey(chroma, where, 9, 15)
+        assert np.array_equal(got, where & full)
+        assert got.any() and (where & ~full).any()  # both outcomes occur

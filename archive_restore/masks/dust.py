@@ -39,16 +39,15 @@ def detect_specks(lum: np.ndarray, factor: float = 1.0, p: DustParams = DustPara
     """lum: (H, W) float32 luma in [0, 255]; chroma: (H, W) float32 max-min of RGB or None
     (skips the colour test). Returns (H, W) bool, True on dust/hair pixels."""
     res = median_residual(lum, p.median)
-    # dust is grey-white or black: a speck more colourful than its surroundings is scene
-    # (berries, flowers, lights, coloured print dots)
-    grey = None if chroma is None else (chroma - cv2.medianBlur(np.clip(chroma, 0, 255).astype(np.uint8), p.median)) < p.max_chroma_gain
     clutter = box_mean(np.minimum(np.abs(res), p.clutter_cap), p.clutter_box) + 0.5
     out = np.zeros(lum.shape, bool)
     for r in (res, -res):
         grow = r > p.grow_floor * factor
         seed = (r > p.seed_floor * factor) & (r > p.clutter_ratio * clutter)
-        if grey is not None:
-            seed &= grey
+        if chroma is not None and seed.any():
+            # dust is grey-white or black: a speck more colourful than its surroundings is
+            # scene (berries, flowers, lights, coloured print dots)
+            seed &= _grey(chroma, seed, p.median, p.max_chroma_gain)
         if not seed.any():
             continue
         n, lab, st, _ = cv2.connectedComponentsWithStats(grow.astype(np.uint8), connectivity=8)
@@ -65,6 +64,26 @@ def detect_specks(lum: np.ndarray, factor: float = 1.0, p: DustParams = DustPara
         if keep.any() and p.max_ring_spread > 0:
             keep &= _uniform_ring(lum, lab * keep[lab], n, r, p.max_ring_spread)
         out |= keep[lab]
+    return out
+
+
+def _grey(chroma: np.ndarray, where: np.ndarray, size: int, gain: float) -> np.ndarray:
+    """(H, W) bool, True at pixels of ``where`` whose colourfulness exceeds its median over
+    the ``size`` square around it by less than ``gain`` (False elsewhere). chroma: (H, W)
+    float32 in [0, 255]. The median is ``cv2.medianBlur``'s (uint8, replicated border); seeds
+    are few, so it is taken at those pixels only unless they are many."""
+    c8 = np.clip(chroma, 0, 255).astype(np.uint8)
+    ys, xs = np.nonzero(where)
+    out = np.zeros(where.shape, bool)
+    if ys.size * size * size > c8.size:  # many seeds: one whole-image median is cheaper
+        out[ys, xs] = (chroma - cv2.medianBlur(c8, size))[ys, xs] < gain
+        return out
+    k = size // 2
+    padded = cv2.copyMakeBorder(c8, k, k, k, k, cv2.BORDER_REPLICATE)
+    d = np.arange(size)
+    patches = padded[(ys[:, None] + d)[:, :, None], (xs[:, None] + d)[:, None, :]].reshape(ys.size, -1)
+    med = np.partition(patches, patches.shape[1] // 2, axis=1)[:, patches.shape[1] // 2]
+    out[ys, xs] = (chroma[ys, xs] - med) < gain
     return out
 
 
