@@ -71,14 +71,15 @@ class Detector(nn.Module):
 
 
 class Crops(torch.utils.data.IterableDataset):
-    """Endless (image (3,S,S) float [0,1], target (1,S,S) {0,1}) pairs, seeded per worker."""
+    """Endless (image (3,S,S) float [0,1], target (1,S,S) {0,1}) pairs; the stream is a function
+    of (seed, worker): a run seeds it with its starting step, so a resumed run draws new crops."""
 
     def __init__(self, files: list[Path], size: int, seed: int):
         self.files, self.size, self.seed = files, size, seed
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
-        rng = np.random.default_rng([self.seed, info.id if info else 0, int(time.time())])
+        rng = np.random.default_rng([self.seed, info.id if info else 0])
         s = self.size
         while True:
             try:
