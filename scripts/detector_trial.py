@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tune_masks import SOURCES, cases  # noqa: E402
+from tune_masks import candidate_files, cases  # noqa: E402
 
 from archive_restore.config import MaskConfig  # noqa: E402
 from archive_restore.damage import synthesize  # noqa: E402
@@ -103,11 +103,7 @@ class Crops(torch.utils.data.IterableDataset):
 def train(run: Path, minutes: float, size: int, batch: int) -> None:
     torch.set_num_threads(2)
     run.mkdir(parents=True, exist_ok=True)
-    per = 40 // len(SOURCES) + 1  # the files tune_masks.photos(40) picks
-    held = set()
-    for sub in SOURCES:
-        fs = sorted(f for f in (TRAIN / sub).glob("*") if f.suffix.lower() in (".jpg", ".png", ".jpeg"))
-        held.update(fs[:: max(1, len(fs) // per)][:per])
+    held = set(candidate_files(40))
     files = [f for f in list_images(TRAIN) if f not in held]
     print(f"{len(files)} training photos, {len(held)} harness photos held out", flush=True)
     net = Detector()
@@ -165,10 +161,10 @@ def evaluate(ckpt: Path, n: int, real: Path | None) -> None:
     cfg = MaskConfig()
     clean, cs = cases(n)
     pc = [predict(net, im) for im in clean]
-    rule_clean = np.mean([unite(detect_kinds(im, cfg), im.shape[:2], cfg.dilate).mean() for im in clean])
     ts = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
-    flag = {t: float(np.mean([grow(p > t, cfg.dilate).mean() for p in pc])) for t in ts}
-    worst = {t: float(np.max([grow(p > t, cfg.dilate).mean() for p in pc])) for t in ts}
+    # flagged share of each clean crop, per detector ("rules" or a threshold)
+    clean_fr = {"rules": [unite(detect_kinds(im, cfg), im.shape[:2], cfg.dilate).mean() for im in clean]}
+    clean_fr.update({t: [grow(p > t, cfg.dilate).mean() for p in pc] for t in ts})
     counts = {m: {} for m in ["rules", *ts]}
     for kind, items in cs.items():
         preds = [predict(net, d) for d, _ in items]
@@ -185,11 +181,10 @@ def evaluate(ckpt: Path, n: int, real: Path | None) -> None:
         rc = c["tp_gt"] / max(c["tp_gt"] + c["fn"], 1)
         return f"{p:.2f}/{rc:.2f}/{2 * p * rc / max(p + rc, 1e-9):.3f}"
 
-    rule_worst = np.max([unite(detect_kinds(im, cfg), im.shape[:2], cfg.dilate).mean() for im in clean])
     print(f"step {state['step']}, {len(clean)} harness crops; per kind P/R/F1 (2 px tolerance)")
     print("detector   clean mean / max   " + "".join(k.ljust(17) for k in cs))
     for m in counts:
-        fm, fx = (rule_clean, rule_worst) if m == "rules" else (flag[m], worst[m])
+        fm, fx = np.mean(clean_fr[m]), np.max(clean_fr[m])
         name = "rules" if m == "rules" else f"p > {m}"
         print(f"{name:10s} {100 * fm:5.2f} % / {100 * fx:5.1f} %  " + "".join(prf(counts[m][k]).ljust(17) for k in cs))
     if real:

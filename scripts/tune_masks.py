@@ -38,7 +38,9 @@ from archive_restore.masks.combine import detect_kinds, unite
 SOURCES = ("debian_wallpapers", "camvid", "bsds500_traintest", "sunhays80", "imagenet_sample", "utkface")
 
 
-def photos(n: int) -> list[np.ndarray]:
+def candidate_files(n: int) -> list[Path]:
+    """The evenly spaced files per source that ``photos(n)`` chooses its ``n`` from (a
+    detector trained on training photos holds all of them out)."""
     root = Path("/work/shared/data/train")
     per = n // len(SOURCES) + 1
     files = []
@@ -46,6 +48,11 @@ def photos(n: int) -> list[np.ndarray]:
         fs = sorted((root / sub).glob("*"))
         fs = [f for f in fs if f.suffix.lower() in (".jpg", ".png", ".jpeg")]
         files += fs[:: max(1, len(fs) // per)][:per]
+    return files
+
+
+def photos(n: int) -> list[np.ndarray]:
+    files = candidate_files(n)
     files = files[::max(1, len(files) // n)][:n] if len(files) > n else files
     return [np.asarray(Image.open(f).convert("RGB")) for f in files]
 

@@ -41,15 +41,17 @@ def detect_specks(lum: np.ndarray, factor: float = 1.0, p: DustParams = DustPara
     res = median_residual(lum, p.median)
     clutter = box_mean(np.minimum(np.abs(res), p.clutter_cap), p.clutter_box) + 0.5
     out = np.zeros(lum.shape, bool)
-    for r in (res, -res):
-        grow = r > p.grow_floor * factor
-        seed = (r > p.seed_floor * factor) & (r > p.clutter_ratio * clutter)
-        if chroma is not None and seed.any():
-            # dust is grey-white or black: a speck more colourful than its surroundings is
-            # scene (berries, flowers, lights, coloured print dots)
-            seed &= _grey(chroma, seed, p.median, p.max_chroma_gain)
+    # seeds of bright (r = res) and dark (r = -res) specks: past the floor and the clutter
+    seeds = [(r, (r > p.seed_floor * factor) & (r > p.clutter_ratio * clutter)) for r in (res, -res)]
+    if chroma is not None:
+        # dust is grey-white or black: a speck more colourful than its surroundings is scene
+        # (berries, flowers, lights, coloured print dots); one test for both polarities
+        grey = _grey(chroma, seeds[0][1] | seeds[1][1], p.median, p.max_chroma_gain)
+        seeds = [(r, seed & grey) for r, seed in seeds]
+    for r, seed in seeds:
         if not seed.any():
             continue
+        grow = r > p.grow_floor * factor
         n, lab, st, _ = cv2.connectedComponentsWithStats(grow.astype(np.uint8), connectivity=8)
         has = np.zeros(n, bool)
         has[np.unique(lab[seed])] = True
@@ -72,9 +74,11 @@ def _grey(chroma: np.ndarray, where: np.ndarray, size: int, gain: float) -> np.n
     the ``size`` square around it by less than ``gain`` (False elsewhere). chroma: (H, W)
     float32 in [0, 255]. The median is ``cv2.medianBlur``'s (uint8, replicated border); seeds
     are few, so it is taken at those pixels only unless they are many."""
-    c8 = np.clip(chroma, 0, 255).astype(np.uint8)
     ys, xs = np.nonzero(where)
     out = np.zeros(where.shape, bool)
+    if ys.size == 0:
+        return out
+    c8 = np.clip(chroma, 0, 255).astype(np.uint8)
     if ys.size * size * size > c8.size:  # many seeds: one whole-image median is cheaper
         out[ys, xs] = (chroma - cv2.medianBlur(c8, size))[ys, xs] < gain
         return out
