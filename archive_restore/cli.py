@@ -34,6 +34,15 @@ class _Device(str, Enum):
     cuda = "cuda"
 
 
+class _Detector(str, Enum):
+    rules = "rules"
+    learned = "learned"
+
+
+DETECTOR_HELP = ("Auto-mask detector: rules (OpenCV, one detector per kind) or learned (a small network shipped in "
+                 "export/, run by ONNX Runtime; docs/quality.md compares them).")
+
+
 class _Sensitivity(str, Enum):
     low = "low"
     medium = "medium"
@@ -52,6 +61,7 @@ def folder_cmd(
     force: Annotated[bool, typer.Option("--force", help="Redo images already restored by an earlier run with the same settings.")] = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not render OUT_DIR/report.html.")] = False,
     mask_sensitivity: Annotated[_Sensitivity, typer.Option("--mask-sensitivity", help="Auto-mask sensitivity.")] = _Sensitivity.medium,
+    detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.rules,
     pyramid: Annotated[bool, typer.Option("--pyramid/--no-pyramid", help="Pre-fill holes 16 px or thicker (blotches, tears) with the model's own half-resolution fill: more structure from further away, about a third more model time on those windows. --no-pyramid uses the classical pre-fill everywhere.")] = True,
 ) -> None:
     """Restore every scan under INPUT_DIR into OUT_DIR: same names, formats, bit depth and metadata.
@@ -79,7 +89,7 @@ def folder_cmd(
     except RuntimeUnavailable as exc:
         fail(str(exc), 1)
     runtime = dataclasses.replace(RuntimeConfig(), device=device.value, workers=workers, pyramid=pyramid)
-    mask_cfg = dataclasses.replace(MaskConfig(), sensitivity=mask_sensitivity.value)
+    mask_cfg = dataclasses.replace(MaskConfig(), sensitivity=mask_sensitivity.value, detector=detector.value)
     tty = sys.stdout.isatty()
     state: dict = {}
 
@@ -263,6 +273,7 @@ def masks_cmd(
     input_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, help="Folder of scans (searched recursively).")],
     out: Annotated[Optional[Path], typer.Option("--out", help="Mask folder [default: <INPUT_DIR>_masks beside the input].")] = None,
     mask_sensitivity: Annotated[str, typer.Option("--mask-sensitivity", help="low, medium or high.")] = "medium",
+    detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.rules,
 ) -> None:
     """Write automatic damage masks only (OUT/<relative path>.png, 255 = fill) for review and editing.
 
@@ -281,7 +292,7 @@ def masks_cmd(
         fail(f"--out {dst} is inside the input folder {src}; choose a folder outside it")
     console = Console(stderr=True)
     failed = done = 0
-    for job in write_masks(src, dst, MaskConfig(sensitivity=mask_sensitivity)):
+    for job in write_masks(src, dst, MaskConfig(sensitivity=mask_sensitivity, detector=detector.value)):
         if job.error:
             failed += 1
             typer.echo(f"error: {job.rel}: {job.error}", err=True)
@@ -302,6 +313,7 @@ def evaluate_cmd(
     model: Annotated[Optional[Path], typer.Option("--model", help="ONNX model [default: the runtime's default model].")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic damage.")] = 0,
     mask_sensitivity: Annotated[str, typer.Option("--mask-sensitivity", help="low, medium or high.")] = "medium",
+    detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.rules,
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Write a contact sheet PNG (damaged | GT mask, red = false alarm | TELEA | model | original).")] = None,
     pyramid: Annotated[bool, typer.Option("--pyramid/--no-pyramid", help="The model column with or without the pyramid pre-fill of thick holes (as in `restore folder`).")] = True,
 ) -> None:
@@ -337,10 +349,10 @@ def evaluate_cmd(
     console = Console()
     if sess is None:
         console.print(f"model column unavailable: {why}")
-    report, rows = run_evaluation(images, chosen, MaskConfig(sensitivity=mask_sensitivity), sess, seed, 3 if sheet else 0)
+    report, rows = run_evaluation(images, chosen, MaskConfig(sensitivity=mask_sensitivity, detector=detector.value), sess, seed, 3 if sheet else 0)
     report["model"] = {"id": getattr(sess, "model_id", None), "provider": getattr(sess, "provider", None), "unavailable": why,
                        "pyramid": sess.pyramid if sess is not None else None}
-    t = Table(title=f"detection ({len(images)} photos, {mask_sensitivity}, 2 px tolerance)")
+    t = Table(title=f"detection ({len(images)} photos, {detector.value} detector, {mask_sensitivity}, 2 px tolerance)")
     for col in ("kind", "precision", "recall", "F1", "IoU", "e2e PSNR", "damaged PSNR"):
         t.add_column(col)
     f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731

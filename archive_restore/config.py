@@ -119,6 +119,8 @@ class MaskConfig:
     dilate: pixels the united mask is grown by, so fills cover damage edges.
     threads: tiles of one scan detected at once (0 = one per CPU core, at most 4). The
         detectors spend most of their time in OpenCV and numpy calls that release the GIL.
+    detector: "rules" (the OpenCV detectors, one per kind) or "learned" (the small network of
+        ``masks.net``, run from export/ by ``masks.learned``).
     """
 
     sensitivity: str = "medium"
@@ -127,6 +129,7 @@ class MaskConfig:
     dilate: int = 2
     threads: int = 0
     kinds: tuple[str, ...] = ("scratches", "dust", "text", "blotches")
+    detector: str = "rules"
 
 
 @dataclass(frozen=True)

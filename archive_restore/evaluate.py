@@ -152,7 +152,7 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
     fsr = has_fsr()
     methods = ["telea", "ns"] + (["fsr_fast"] if fsr else []) + (["model"] if model is not None else [])
     report: dict = {"images": len(images), "kinds": {}, "tolerance_px": TOLERANCE,
-                    "sensitivity": cfg.sensitivity, "seed": seed,
+                    "sensitivity": cfg.sensitivity, "detector": cfg.detector, "seed": seed,
                     "methods": methods,
                     "fsr_fast": "measured" if fsr else "left out: this OpenCV has no contrib xphoto module"}
     det_time = 0.0

@@ -276,6 +276,14 @@ def restore_folder(
         from archive_restore import masks as masks_mod  # noqa: PLC0415
 
         detect = masks_mod.detect  # looked up at run time (tests replace it)
+    detector_id = None
+    if auto_mask and mask_cfg.detector == "learned":
+        from archive_restore.masks.learned import detector_id as learned_id  # noqa: PLC0415
+
+        try:
+            detector_id = learned_id()
+        except FileNotFoundError as exc:
+            raise UsageError(f"--detector learned: {exc}") from exc
 
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
@@ -288,6 +296,7 @@ def restore_folder(
         "auto_mask": bool(auto_mask),
         "mask_sensitivity": mask_cfg.sensitivity if auto_mask else None,
         "mask_config": to_dict(mask_cfg) if auto_mask else None,
+        "detector_id": detector_id,
         "masks_dir": str(mdir) if mdir is not None else None,
         "model_id": session.model_id,
         "window": runtime.window,

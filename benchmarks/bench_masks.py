@@ -1,6 +1,6 @@
 """Auto-mask detection time on a 6 MP scan, per sensitivity, 2 CPU cores.
 
-Usage: python benchmarks/bench_masks.py [--mp 6] [--repeats 3]
+Usage: python benchmarks/bench_masks.py [--mp 6] [--repeats 3] [--detector rules|learned]
 The scan is ``bench_folder.photo`` (smooth shading, hard-edged shapes, grain) with synthetic
 scratches and dust painted in (``damage.synthesize``); the figure is the median wall time of
 ``masks.detect`` after one warm-up. Prints a table and JSON.
@@ -33,11 +33,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--mp", type=float, default=6.0)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--detector", choices=("rules", "learned"), default="rules")
     args = ap.parse_args()
     img = scan(args.mp)
     rows = []
     for sens in ("low", "medium", "high"):
-        cfg = MaskConfig(sensitivity=sens)
+        cfg = MaskConfig(sensitivity=sens, detector=args.detector)
         detect(img, cfg)
         ts = []
         for _ in range(args.repeats):
@@ -45,9 +46,9 @@ def main() -> None:
             r = detect(img, cfg)
             ts.append(time.perf_counter() - t)
         s = float(np.median(ts))
-        rows.append({"sensitivity": sens, "mp": round(img.shape[0] * img.shape[1] / 1e6, 2), "seconds": round(s, 3),
+        rows.append({"detector": args.detector, "sensitivity": sens, "mp": round(img.shape[0] * img.shape[1] / 1e6, 2), "seconds": round(s, 3),
                      "s_per_mp": round(s / (img.shape[0] * img.shape[1] / 1e6), 3), "flagged_pct": round(100 * float(r.mask.mean()), 3)})
-    print_table(rows, [("sensitivity", "sensitivity", ""), ("MP", "mp", ""), ("seconds", "seconds", ""),
+    print_table(rows, [("detector", "detector", ""), ("sensitivity", "sensitivity", ""), ("MP", "mp", ""), ("seconds", "seconds", ""),
                        ("s/MP", "s_per_mp", ""), ("flagged %", "flagged_pct", "")])
     print(json.dumps(rows))
 

@@ -1,8 +1,10 @@
 """Contact sheet of auto masks on real old photos: input | mask overlay (red) | restored, per row.
 
-Usage: python scripts/real_sheet.py OUT.png [--sensitivity medium] [--model M.onnx] PHOTO...
+Usage: python scripts/real_sheet.py OUT.png [--sensitivity medium] [--detector rules|learned|both]
+                                    [--model M.onnx] [--width W] PHOTO...
 The restored column fills the auto mask with the default ONNX model (CPU), as `restore folder
---auto-mask` would.
+--auto-mask` would. --detector both shows input | rules (red) | learned (red) | restored with
+the learned mask. --width shrinks each panel to at most W px wide (the masks are made at full size).
 """
 
 from __future__ import annotations
@@ -26,17 +28,26 @@ def main() -> None:
     ap.add_argument("photos", type=Path, nargs="+")
     ap.add_argument("--sensitivity", default="medium")
     ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--detector", choices=("rules", "learned", "both"), default="rules")
+    ap.add_argument("--width", type=int, default=0)
     args = ap.parse_args()
     sess = InpaintSession(args.model or Path(default_model_path()), device="cpu")
     rows = []
     for p in args.photos:
         im = read_rgb(p)
-        m = detect(im, MaskConfig(sensitivity=args.sensitivity)).mask
-        over = im.copy()
-        over[m] = (255, 0, 0)
-        fixed = fill_hole("model", im, m, sess) if m.any() else im
-        rows.append(np.concatenate([im, over, fixed], 1))
-        print(p, f"{m.mean() * 100:.2f}% flagged")
+        names = ["rules", "learned"] if args.detector == "both" else [args.detector]
+        panels = [im]
+        for name in names:
+            m = detect(im, MaskConfig(sensitivity=args.sensitivity, detector=name)).mask
+            over = im.copy()
+            over[m] = (255, 0, 0)
+            panels.append(over)
+            print(p, name, f"{m.mean() * 100:.2f}% flagged")
+        panels.append(fill_hole("model", im, m, sess) if m.any() else im)
+        if args.width and im.shape[1] > args.width:
+            size = (args.width, round(im.shape[0] * args.width / im.shape[1]))
+            panels = [np.asarray(Image.fromarray(q).resize(size, Image.LANCZOS)) for q in panels]
+        rows.append(np.concatenate(panels, 1))
     w = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 4), (0, w - r.shape[1]), (0, 0))) for r in rows]
     Image.fromarray(np.concatenate(rows, 0)).save(args.out, optimize=True)

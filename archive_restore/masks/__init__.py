@@ -1,7 +1,9 @@
 """Automatic damage detection with OpenCV: image -> bool mask, per damage kind.
 
-Public entry point: ``detect(image, cfg) -> MaskResult``. One module per kind
-(scratches/cracks, dust, text, blotches) and ``combine`` to unite, clean and dilate.
+Public entry point: ``detect(image, cfg) -> MaskResult``. Two detectors, chosen by
+``MaskConfig.detector``: "rules", one OpenCV module per kind (scratches/cracks, dust, text,
+blotches) tiled by ``combine``; "learned", the small network of ``net`` run from its ONNX
+export by ``learned``. Both give per-kind masks that ``combine.unite`` joins and dilates.
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ def detect(image: np.ndarray, cfg: MaskConfig = MaskConfig()) -> MaskResult:
 
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"detect expects (H,W,3) uint8 RGB, got {image.shape} {image.dtype}")
-    kinds = detect_kinds(image, cfg)
+    if cfg.detector == "rules":
+        kinds = detect_kinds(image, cfg)
+    elif cfg.detector == "learned":
+        from archive_restore.masks.learned import detect_kinds_learned
+
+        kinds = detect_kinds_learned(image, cfg.sensitivity, cfg.kinds)
+    else:
+        raise ValueError(f"unknown detector {cfg.detector!r}; choose rules or learned")
     mask = unite(kinds, image.shape[:2], cfg.dilate)
     return MaskResult(mask=mask, kind_pixels={k: int(m.sum()) for k, m in kinds.items()})

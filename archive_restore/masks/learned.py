@@ -1,0 +1,122 @@
+"""The learned damage detector at run time: the ONNX graph that ``masks.net`` exports, run by
+ONNX Runtime on the CPU at native resolution in overlapping tiles (no torch needed).
+
+The graph maps (1,3,H,W) float RGB in [0,1] (H, W multiples of 4) to (1,4,H,W) probabilities,
+one channel per ``CHANNELS`` kind. A pixel is flagged for a kind when its probability exceeds
+the threshold of the chosen sensitivity, read from the graph's JSON sidecar
+(``{"channels": [...], "thresholds": {"low": t, "medium": t, "high": t}, ...}``), where it was
+chosen on held-out training photos (``scripts/detector_calibrate.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+CHANNELS = ("scratches", "dust", "text", "blotches")
+DEFAULT_DETECTOR_NAME = "detector_v2"
+TILE = 1024  # kept centre of each tile (64 px of context each side costs 27 % more pixels)
+OVERLAP = 64  # context on each side: about half the network's receptive field
+
+_lock = threading.Lock()
+_sessions: dict[str, tuple[object, dict]] = {}
+
+
+def default_detector_path() -> Path:
+    """The shipped detector: ``export/<DEFAULT_DETECTOR_NAME>.onnx`` in the source tree."""
+    from archive_restore.runtime.session import repo_root
+
+    return repo_root() / "export" / f"{DEFAULT_DETECTOR_NAME}.onnx"
+
+
+def _session(path: Path) -> tuple[object, dict]:
+    """(onnxruntime.InferenceSession, sidecar dict) for ``path``, built once per process."""
+    key = str(Path(path).resolve())
+    with _lock:
+        if key not in _sessions:
+            try:
+                import onnxruntime as ort
+            except ImportError as exc:
+                raise RuntimeError("the learned detector needs ONNX Runtime: pip install -e .[cpu] (or .[gpu])") from exc
+            path = Path(path)
+            side = path.with_suffix(".json")
+            if not path.is_file() or not side.is_file():
+                raise FileNotFoundError(f"learned detector not found: {path} and its sidecar {side.name} are both needed")
+            meta = json.loads(side.read_text())
+            if tuple(meta.get("channels", ())) != CHANNELS:
+                raise ValueError(f"{side}: expected channels {list(CHANNELS)}, found {meta.get('channels')}")
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = min(4, os.cpu_count() or 1)
+            sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            _sessions[key] = (sess, meta)
+        return _sessions[key]
+
+
+def _run(sess, tile: np.ndarray) -> np.ndarray:
+    """(h,w,3) uint8 -> (4,h,w) float32 probabilities (edge-padded to multiples of 4)."""
+    h, w = tile.shape[:2]
+    ph, pw = -(-h // 4) * 4, -(-w // 4) * 4
+    x = np.pad(tile, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+    x = np.ascontiguousarray(x.transpose(2, 0, 1)[None], np.float32) / np.float32(255)
+    return sess.run(None, {"image": x})[0][0, :, :h, :w]
+
+
+def probabilities(image: np.ndarray, path: Path | None = None, tile: int = TILE, overlap: int = OVERLAP) -> np.ndarray:
+    """image: (H,W,3) uint8 RGB -> (4,H,W) float32 damage probabilities in [0,1].
+
+    Large images run in ``tile`` squares with ``overlap`` px of context kept on each side; only
+    each tile's centre is kept, so the answer does not depend on where a scan is cut."""
+    sess, _ = _session(path or default_detector_path())
+    h, w = image.shape[:2]
+    if h <= tile + 2 * overlap and w <= tile + 2 * overlap:
+        return _run(sess, image)
+    out = np.zeros((len(CHANNELS), h, w), np.float32)
+    for y in range(0, h, tile):
+        for x in range(0, w, tile):
+            y0, x0 = max(0, y - overlap), max(0, x - overlap)
+            y1, x1 = min(h, y + tile + overlap), min(w, x + tile + overlap)
+            p = _run(sess, image[y0:y1, x0:x1])
+            ye, xe = min(h, y + tile), min(w, x + tile)
+            out[:, y:ye, x:xe] = p[:, y - y0:ye - y0, x - x0:xe - x0]
+    return out
+
+
+def threshold(sensitivity: str, path: Path | None = None) -> float:
+    """The probability above which a pixel is flagged at ``sensitivity`` (low/medium/high)."""
+    p = path or default_detector_path()
+    _, meta = _session(p)
+    if sensitivity not in ("low", "medium", "high"):
+        raise ValueError(f"unknown sensitivity {sensitivity!r}; choose low, medium or high")
+    if sensitivity not in meta.get("thresholds", {}):
+        raise ValueError(f"{Path(p).with_suffix('.json')} has no {sensitivity} threshold (calibrate it first)")
+    return float(meta["thresholds"][sensitivity])
+
+
+def detector_id(path: Path | None = None) -> str:
+    """sha256 of the ONNX graph and its sidecar (thresholds included): a manifest records it, so
+    a rerun with another detector redoes the masks. Raises FileNotFoundError when missing."""
+    import hashlib
+
+    p = Path(path or default_detector_path())
+    h = hashlib.sha256()
+    for f in (p, p.with_suffix(".json")):
+        if not f.is_file():
+            raise FileNotFoundError(f"learned detector not found: {f}")
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, ...], path: Path | None = None) -> dict[str, np.ndarray]:
+    """image: (H,W,3) uint8 RGB. Returns kind -> (H,W) bool (before dilation) for the
+    ``CHANNELS`` kinds named in ``kinds`` ("cracks" selects the scratches channel too)."""
+    wanted = {"scratches" if k == "cracks" else k for k in kinds}
+    unknown = wanted - set(CHANNELS)
+    if unknown:
+        raise ValueError(f"unknown mask kinds {sorted(unknown)}; choose from {CHANNELS}")
+    t = threshold(sensitivity, path)
+    p = probabilities(image, path)
+    return {k: p[c] > t for c, k in enumerate(CHANNELS) if k in wanted}

@@ -1,0 +1,157 @@
+"""The learned detector: export and sidecar (masks.net), tiled ONNX Runtime inference and the
+``--detector learned`` plumbing (masks.learned, masks.detect, CLI, manifest).
+
+Plumbing tests use a detector with random weights exported on the fly; what the shipped
+detector finds is tested in test_masks.py beside the rules."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from archive_restore.cli import app
+from archive_restore.config import MaskConfig
+from archive_restore.masks import detect, learned
+from archive_restore.masks.net import CHANNELS, Detector, damaged_crop, export
+
+
+@pytest.fixture(scope="module")
+def random_detector(tmp_path_factory) -> Path:
+    """A random-weight detector exported to ONNX, with thresholds in its sidecar."""
+    d = tmp_path_factory.mktemp("det")
+    torch.manual_seed(0)
+    net = Detector()
+    with torch.no_grad():  # a visible response: bias the scratches channel up, the others down
+        net.out.bias.copy_(torch.tensor([0.0, -8.0, -8.0, -8.0]))
+    torch.save({"net": net.state_dict(), "step": 7}, d / "det.pt")
+    export(d / "det.pt", d / "det.onnx")
+    side = d / "det.json"
+    meta = json.loads(side.read_text())
+    assert meta["channels"] == list(CHANNELS) and meta["step"] == 7 and meta["thresholds"] == {}
+    meta["thresholds"] = {"low": 0.9, "medium": 0.5, "high": 0.1}
+    side.write_text(json.dumps(meta))
+    return d / "det.onnx"
+
+
+def test_channels_agree():
+    assert tuple(CHANNELS) == learned.CHANNELS
+
+
+def test_probabilities_shape_range_and_odd_sizes(random_detector):
+    rng = np.random.default_rng(0)
+    for h, w in ((37, 53), (64, 64), (130, 97)):
+        im = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        p = learned.probabilities(im, random_detector)
+        assert p.shape == (4, h, w) and p.dtype == np.float32
+        assert 0 <= p.min() and p.max() <= 1
+
+
+def test_tiles_agree_with_the_whole_image(random_detector):
+    """Tiles keep 64 px of context each side; the net sees about 65 px each way, so a tiled
+    scan matches the whole-image answer up to float rounding and far-field zero padding."""
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, (1, 1, 3)).astype(np.float32)
+    im = np.clip(base + rng.normal(0, 30, (300, 420, 3)), 0, 255).astype(np.uint8)
+    whole = learned.probabilities(im, random_detector, tile=1024, overlap=0)
+    tiled = learned.probabilities(im, random_detector, tile=96, overlap=64)
+    assert np.abs(whole - tiled).max() < 1e-5  # 8 px of context: 3e-4
+
+
+def test_sensitivity_orders_the_mask(random_detector):
+    im = np.random.default_rng(2).integers(0, 256, (80, 96, 3), dtype=np.uint8)
+    counts = {s: learned.detect_kinds_learned(im, s, ("scratches", "dust"), random_detector)["scratches"].sum()
+              for s in ("low", "medium", "high")}
+    assert counts["low"] <= counts["medium"] <= counts["high"]
+    kinds = learned.detect_kinds_learned(im, "medium", ("cracks", "text"), random_detector)
+    assert set(kinds) == {"scratches", "text"}  # cracks share the scratches channel
+    with pytest.raises(ValueError, match="unknown mask kinds"):
+        learned.detect_kinds_learned(im, "medium", ("smudges",), random_detector)
+    with pytest.raises(ValueError, match="sensitivity"):
+        learned.threshold("extreme", random_detector)
+
+
+def test_missing_or_uncalibrated_detector_fails_clearly(tmp_path, random_detector):
+    with pytest.raises(FileNotFoundError, match="learned detector not found"):
+        learned.probabilities(np.zeros((8, 8, 3), np.uint8), tmp_path / "none.onnx")
+    with pytest.raises(FileNotFoundError):
+        learned.detector_id(tmp_path / "none.onnx")
+    bare = tmp_path / "bare.onnx"
+    bare.write_bytes(random_detector.read_bytes())
+    meta = json.loads(random_detector.with_suffix(".json").read_text())
+    meta["thresholds"] = {}
+    bare.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="no medium threshold"):
+        learned.threshold("medium", bare)
+    assert learned.detector_id(bare) != learned.detector_id(random_detector)
+
+
+def test_checkpoint_with_pickled_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"net": Evil(), "step": 1}, tmp_path / "evil.pt")
+    with pytest.raises(Exception):
+        export(tmp_path / "evil.pt", tmp_path / "evil.onnx")
+    assert not (tmp_path / "evil.onnx").exists()
+
+
+def test_training_pairs_follow_the_damage_ground_truth():
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:200, 0:240].astype(np.float32)
+    photo = np.stack([100 + 60 * np.sin(x / 23) * np.cos(y / 31)] * 3, -1).astype(np.uint8)
+    damaged = clean = 0
+    for _ in range(12):
+        im, t = damaged_crop(photo, rng, 128)
+        assert im.shape == (128, 128, 3) and im.dtype == np.uint8
+        assert t.shape == (4, 128, 128) and t.dtype == bool
+        damaged += bool(t.any())
+        clean += not t.any()
+    assert damaged and clean
+
+
+def test_detect_dispatches_and_rejects_unknown(monkeypatch, random_detector):
+    monkeypatch.setattr(learned, "default_detector_path", lambda: random_detector)
+    im = np.random.default_rng(4).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    r = detect(im, MaskConfig(detector="learned", sensitivity="high"))
+    assert set(r.kind_pixels) == {"scratches", "dust", "text", "blotches"} and r.mask.shape == (64, 64)
+    with pytest.raises(ValueError, match="unknown detector"):
+        detect(im, MaskConfig(detector="magic"))
+
+
+def test_cli_masks_and_folder_with_learned_detector(monkeypatch, tmp_path, random_detector):
+    monkeypatch.setattr(learned, "default_detector_path", lambda: random_detector)
+    src = tmp_path / "scans"
+    src.mkdir()
+    rng = np.random.default_rng(5)
+    Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(src / "a.png")
+    runner = CliRunner()
+    res = runner.invoke(app, ["masks", str(src), "--out", str(tmp_path / "m"), "--detector", "learned"])
+    assert res.exit_code == 0, res.output
+    assert np.asarray(Image.open(tmp_path / "m" / "a.png")).shape == (48, 64)
+    res = runner.invoke(app, ["masks", str(src), "--out", str(tmp_path / "m2"), "--detector", "neural"])
+    assert res.exit_code == 2
+
+
+def test_folder_records_the_detector_and_refuses_a_missing_one(monkeypatch, tmp_path, random_detector):
+    from archive_restore import pipeline
+    from pipeline_fakes import FakeSession
+
+    inp = tmp_path / "scans"
+    inp.mkdir()
+    Image.fromarray(np.random.default_rng(6).integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(inp / "a.png")
+    monkeypatch.setattr(learned, "default_detector_path", lambda: random_detector)
+    pipeline.restore_folder(inp, tmp_path / "o", auto_mask=True, mask_cfg=MaskConfig(detector="learned"),
+                            session=FakeSession(), handle_sigint=False)
+    rec = [json.loads(line) for line in (tmp_path / "o" / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    settings = [r["settings"] for r in rec if "settings" in r]
+    assert settings and settings[-1]["mask_config"]["detector"] == "learned"
+    assert settings[-1]["detector_id"] == learned.detector_id(random_detector)
+    monkeypatch.setattr(learned, "default_detector_path", lambda: tmp_path / "gone.onnx")
+    with pytest.raises(pipeline.UsageError, match="learned detector not found"):
+        pipeline.restore_folder(inp, tmp_path / "o2", auto_mask=True, mask_cfg=MaskConfig(detector="learned"),
+                                session=FakeSession(), handle_sigint=False)
