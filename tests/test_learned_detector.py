@@ -32,7 +32,7 @@ def random_detector(tmp_path_factory) -> Path:
     side = d / "det.json"
     meta = json.loads(side.read_text())
     assert meta["channels"] == list(CHANNELS) and meta["step"] == 7 and meta["thresholds"] == {}
-    meta["thresholds"] = {"low": 0.9, "medium": 0.5, "high": 0.1}
+    meta["thresholds"] = {"low": 0.9, "medium": {"seed": 0.6, "grow": 0.5}, "high": {"seed": 0.2, "grow": 0.1}}
     side.write_text(json.dumps(meta))
     return d / "det.onnx"
 
@@ -74,6 +74,17 @@ def test_sensitivity_orders_the_mask(random_detector):
         learned.threshold("extreme", random_detector)
 
 
+def test_hysteresis_keeps_weak_regions_joined_to_a_strong_pixel():
+    p = np.zeros((20, 30), np.float32)
+    p[5, 2:20] = 0.6  # a faint line ...
+    p[5, 10] = 0.95  # ... with one strong pixel
+    p[15, 2:20] = 0.6  # a faint line alone
+    p[12, 25] = 0.97  # a strong isolated pixel
+    m = learned.hysteresis(p, 0.9, 0.5)
+    assert m[5, 2:20].all() and not m[15].any() and m[12, 25] and m.sum() == 19
+    assert np.array_equal(learned.hysteresis(p, 0.9, 0.9), p > 0.9)
+
+
 def test_missing_or_uncalibrated_detector_fails_clearly(tmp_path, random_detector):
     with pytest.raises(FileNotFoundError, match="learned detector not found"):
         learned.probabilities(np.zeros((8, 8, 3), np.uint8), tmp_path / "none.onnx")
@@ -87,6 +98,11 @@ def test_missing_or_uncalibrated_detector_fails_clearly(tmp_path, random_detecto
     with pytest.raises(ValueError, match="no medium threshold"):
         learned.threshold("medium", bare)
     assert learned.detector_id(bare) != learned.detector_id(random_detector)
+    meta["thresholds"] = {"medium": {"seed": 0.3, "grow": 0.6}}
+    bare.with_suffix(".json").write_text(json.dumps(meta))
+    learned._sessions.clear()
+    with pytest.raises(ValueError, match="grow <= seed"):
+        learned.threshold("medium", bare)
 
 
 def test_checkpoint_with_pickled_code_is_refused(tmp_path):

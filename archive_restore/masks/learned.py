@@ -2,9 +2,11 @@
 ONNX Runtime on the CPU at native resolution in overlapping tiles (no torch needed).
 
 The graph maps (1,3,H,W) float RGB in [0,1] (H, W multiples of 4) to (1,4,H,W) probabilities,
-one channel per ``CHANNELS`` kind. A pixel is flagged for a kind when its probability exceeds
-the threshold of the chosen sensitivity, read from the graph's JSON sidecar
-(``{"channels": [...], "thresholds": {"low": t, "medium": t, "high": t}, ...}``), where it was
+one channel per ``CHANNELS`` kind. Masks use hysteresis per channel: a connected region of
+pixels above the "grow" probability is flagged when it holds a pixel above the "seed" one, so a
+faint stretch of a scratch joins its strong core while isolated weak responses stay out. The
+pair for each sensitivity is read from the graph's JSON sidecar
+(``{"channels": [...], "thresholds": {"medium": {"seed": s, "grow": g}, ...}}``), where it was
 chosen on held-out training photos (``scripts/detector_calibrate.py``).
 """
 
@@ -15,6 +17,7 @@ import os
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 CHANNELS = ("scratches", "dust", "text", "blotches")
@@ -85,15 +88,32 @@ def probabilities(image: np.ndarray, path: Path | None = None, tile: int = TILE,
     return out
 
 
-def threshold(sensitivity: str, path: Path | None = None) -> float:
-    """The probability above which a pixel is flagged at ``sensitivity`` (low/medium/high)."""
+def threshold(sensitivity: str, path: Path | None = None) -> tuple[float, float]:
+    """(seed, grow) probabilities of ``sensitivity`` (low/medium/high); seed >= grow."""
     p = path or default_detector_path()
     _, meta = _session(p)
     if sensitivity not in ("low", "medium", "high"):
         raise ValueError(f"unknown sensitivity {sensitivity!r}; choose low, medium or high")
     if sensitivity not in meta.get("thresholds", {}):
         raise ValueError(f"{Path(p).with_suffix('.json')} has no {sensitivity} threshold (calibrate it first)")
-    return float(meta["thresholds"][sensitivity])
+    t = meta["thresholds"][sensitivity]
+    seed, grow = (float(t), float(t)) if isinstance(t, (int, float)) else (float(t["seed"]), float(t["grow"]))
+    if not 0 < grow <= seed < 1:
+        raise ValueError(f"{Path(p).with_suffix('.json')}: {sensitivity} needs 0 < grow <= seed < 1, got {t}")
+    return seed, grow
+
+
+def hysteresis(p: np.ndarray, seed: float, grow: float) -> np.ndarray:
+    """p: (H,W) float probabilities -> (H,W) bool: the 8-connected regions of ``p > grow``
+    that contain a pixel with ``p > seed``."""
+    strong = p > seed
+    if grow >= seed or not strong.any():
+        return strong
+    n, labels = cv2.connectedComponents((p > grow).astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[np.unique(labels[strong])] = True
+    keep[0] = False
+    return keep[labels]
 
 
 def detector_id(path: Path | None = None) -> str:
@@ -117,6 +137,6 @@ def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, 
     unknown = wanted - set(CHANNELS)
     if unknown:
         raise ValueError(f"unknown mask kinds {sorted(unknown)}; choose from {CHANNELS}")
-    t = threshold(sensitivity, path)
+    seed, grow = threshold(sensitivity, path)
     p = probabilities(image, path)
-    return {k: p[c] > t for c, k in enumerate(CHANNELS) if k in wanted}
+    return {k: hysteresis(p[c], seed, grow) for c, k in enumerate(CHANNELS) if k in wanted}

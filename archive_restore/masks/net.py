@@ -14,7 +14,7 @@ fabric and foliage that must be left alone).
 Held out of training: the 42 harness photos of ``scripts/tune_masks.py`` and
 ``calibration_files()`` (400 photos), on which ``restore``'s thresholds are chosen.
 
-Usage: python -m archive_restore.masks.net train RUN [--minutes 120] [--size 128] [--batch 16]
+Usage: python -m archive_restore.masks.net train RUN [--minutes 120] [--size 128] [--batch 16] [--data DIR]
        python -m archive_restore.masks.net export RUN/last.pt OUT.onnx
 """
 
@@ -223,9 +223,10 @@ def export(ckpt: Path, out: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
-    opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch") if k in argv}
+    opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch", "--data") if k in argv}
     if argv and argv[0] == "train":
-        train(Path(argv[1]), float(opt.get("--minutes", 120)), int(opt.get("--size", 128)), int(opt.get("--batch", 16)))
+        train(Path(argv[1]), float(opt.get("--minutes", 120)), int(opt.get("--size", 128)), int(opt.get("--batch", 16)),
+              Path(opt.get("--data", TRAIN_ROOT)))
     elif argv and argv[0] == "export":
         export(Path(argv[1]), Path(argv[2]))
     else:
