@@ -32,7 +32,8 @@ def random_detector(tmp_path_factory) -> Path:
     side = d / "det.json"
     meta = json.loads(side.read_text())
     assert meta["channels"] == list(CHANNELS) and meta["step"] == 7 and meta["thresholds"] == {}
-    meta["thresholds"] = {"low": 0.9, "medium": {"seed": 0.6, "grow": 0.5}, "high": {"seed": 0.2, "grow": 0.1}}
+    meta["thresholds"] = {"low": 0.9, "medium": {"seed": 0.6, "grow": 0.5},
+                          "high": {c: {"seed": 0.2, "grow": 0.1} for c in CHANNELS}}
     side.write_text(json.dumps(meta))
     return d / "det.onnx"
 
@@ -103,6 +104,10 @@ def test_missing_or_uncalibrated_detector_fails_clearly(tmp_path, random_detecto
     learned._sessions.clear()
     with pytest.raises(ValueError, match="grow <= seed"):
         learned.threshold("medium", bare)
+    meta["thresholds"] = {"medium": {"scratches": 0.5, "dust": {"seed": 0.9, "grow": 0.4}, "text": 0.7, "blotches": 0.8}}
+    bare.with_suffix(".json").write_text(json.dumps(meta))
+    learned._sessions.clear()
+    assert learned.threshold("medium", bare) == {"scratches": (0.5, 0.5), "dust": (0.9, 0.4), "text": (0.7, 0.7), "blotches": (0.8, 0.8)}
 
 
 def test_checkpoint_with_pickled_code_is_refused(tmp_path):

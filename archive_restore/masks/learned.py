@@ -5,9 +5,9 @@ The graph maps (1,3,H,W) float RGB in [0,1] (H, W multiples of 4) to (1,4,H,W) p
 one channel per ``CHANNELS`` kind. Masks use hysteresis per channel: a connected region of
 pixels above the "grow" probability is flagged when it holds a pixel above the "seed" one, so a
 faint stretch of a scratch joins its strong core while isolated weak responses stay out. The
-pair for each sensitivity is read from the graph's JSON sidecar
-(``{"channels": [...], "thresholds": {"medium": {"seed": s, "grow": g}, ...}}``), where it was
-chosen on held-out training photos (``scripts/detector_calibrate.py``).
+pairs for each sensitivity are read from the graph's JSON sidecar
+(``{"channels": [...], "thresholds": {"medium": {"scratches": {"seed": s, "grow": g}, ...}}}``),
+where they were chosen on held-out training photos (``scripts/detector_calibrate.py``).
 """
 
 from __future__ import annotations
@@ -88,19 +88,30 @@ def probabilities(image: np.ndarray, path: Path | None = None, tile: int = TILE,
     return out
 
 
-def threshold(sensitivity: str, path: Path | None = None) -> tuple[float, float]:
-    """(seed, grow) probabilities of ``sensitivity`` (low/medium/high); seed >= grow."""
+def _pair(t, where: str) -> tuple[float, float]:
+    seed, grow = (float(t), float(t)) if isinstance(t, (int, float)) else (float(t["seed"]), float(t["grow"]))
+    if not 0 < grow <= seed < 1:
+        raise ValueError(f"{where} needs 0 < grow <= seed < 1, got {t}")
+    return seed, grow
+
+
+def threshold(sensitivity: str, path: Path | None = None) -> dict[str, tuple[float, float]]:
+    """channel -> (seed, grow) probabilities at ``sensitivity`` (low/medium/high), seed >= grow.
+
+    The sidecar gives, per sensitivity, one number, one {"seed", "grow"} pair, or a pair (or
+    number) per channel."""
     p = path or default_detector_path()
     _, meta = _session(p)
     if sensitivity not in ("low", "medium", "high"):
         raise ValueError(f"unknown sensitivity {sensitivity!r}; choose low, medium or high")
+    side = Path(p).with_suffix(".json")
     if sensitivity not in meta.get("thresholds", {}):
-        raise ValueError(f"{Path(p).with_suffix('.json')} has no {sensitivity} threshold (calibrate it first)")
+        raise ValueError(f"{side} has no {sensitivity} threshold (calibrate it first)")
     t = meta["thresholds"][sensitivity]
-    seed, grow = (float(t), float(t)) if isinstance(t, (int, float)) else (float(t["seed"]), float(t["grow"]))
-    if not 0 < grow <= seed < 1:
-        raise ValueError(f"{Path(p).with_suffix('.json')}: {sensitivity} needs 0 < grow <= seed < 1, got {t}")
-    return seed, grow
+    if isinstance(t, dict) and set(t) == set(CHANNELS):
+        return {c: _pair(t[c], f"{side}: {sensitivity} {c}") for c in CHANNELS}
+    pair = _pair(t, f"{side}: {sensitivity}")
+    return {c: pair for c in CHANNELS}
 
 
 def hysteresis(p: np.ndarray, seed: float, grow: float) -> np.ndarray:
@@ -137,6 +148,6 @@ def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, 
     unknown = wanted - set(CHANNELS)
     if unknown:
         raise ValueError(f"unknown mask kinds {sorted(unknown)}; choose from {CHANNELS}")
-    seed, grow = threshold(sensitivity, path)
+    pairs = threshold(sensitivity, path)
     p = probabilities(image, path)
-    return {k: hysteresis(p[c], seed, grow) for c, k in enumerate(CHANNELS) if k in wanted}
+    return {k: hysteresis(p[c], *pairs[k]) for c, k in enumerate(CHANNELS) if k in wanted}
