@@ -39,8 +39,8 @@ class _Detector(str, Enum):
     learned = "learned"
 
 
-DETECTOR_HELP = ("Auto-mask detector: rules (OpenCV, one detector per kind) or learned (a small network shipped in "
-                 "export/, run by ONNX Runtime; docs/quality.md compares them).")
+DETECTOR_HELP = ("Auto-mask detector: learned (a small network shipped in export/detector_v2.onnx, run by ONNX Runtime) "
+                 "or rules (OpenCV, one detector per kind). docs/quality.md compares them.")
 
 
 class _Sensitivity(str, Enum):
@@ -61,7 +61,7 @@ def folder_cmd(
     force: Annotated[bool, typer.Option("--force", help="Redo images already restored by an earlier run with the same settings.")] = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not render OUT_DIR/report.html.")] = False,
     mask_sensitivity: Annotated[_Sensitivity, typer.Option("--mask-sensitivity", help="Auto-mask sensitivity.")] = _Sensitivity.medium,
-    detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.rules,
+    detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.learned,
     pyramid: Annotated[bool, typer.Option("--pyramid/--no-pyramid", help="Pre-fill holes 16 px or thicker (blotches, tears) with the model's own half-resolution fill: more structure from further away, about a third more model time on those windows. --no-pyramid uses the classical pre-fill everywhere.")] = True,
 ) -> None:
     """Restore every scan under INPUT_DIR into OUT_DIR: same names, formats, bit depth and metadata.
@@ -273,7 +273,7 @@ def masks_cmd(
     input_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, help="Folder of scans (searched recursively).")],
     out: Annotated[Optional[Path], typer.Option("--out", help="Mask folder [default: <INPUT_DIR>_masks beside the input].")] = None,
     mask_sensitivity: Annotated[str, typer.Option("--mask-sensitivity", help="low, medium or high.")] = "medium",
-    detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.rules,
+    detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.learned,
 ) -> None:
     """Write automatic damage masks only (OUT/<relative path>.png, 255 = fill) for review and editing.
 
@@ -313,7 +313,7 @@ def evaluate_cmd(
     model: Annotated[Optional[Path], typer.Option("--model", help="ONNX model [default: the runtime's default model].")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic damage.")] = 0,
     mask_sensitivity: Annotated[str, typer.Option("--mask-sensitivity", help="low, medium or high.")] = "medium",
-    detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.rules,
+    detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.learned,
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Write a contact sheet PNG (damaged | GT mask, red = false alarm | TELEA | model | original).")] = None,
     pyramid: Annotated[bool, typer.Option("--pyramid/--no-pyramid", help="The model column with or without the pyramid pre-fill of thick holes (as in `restore folder`).")] = True,
 ) -> None:

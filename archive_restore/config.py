@@ -119,8 +119,8 @@ class MaskConfig:
     dilate: pixels the united mask is grown by, so fills cover damage edges.
     threads: tiles of one scan detected at once (0 = one per CPU core, at most 4). The
         detectors spend most of their time in OpenCV and numpy calls that release the GIL.
-    detector: "rules" (the OpenCV detectors, one per kind) or "learned" (the small network of
-        ``masks.net``, run from export/ by ``masks.learned``).
+    detector: "learned" (default: the small network of ``masks.net``, run from export/ by
+        ``masks.learned``) or "rules" (the OpenCV detectors, one per kind).
     """
 
     sensitivity: str = "medium"
@@ -129,7 +129,7 @@ class MaskConfig:
     dilate: int = 2
     threads: int = 0
     kinds: tuple[str, ...] = ("scratches", "dust", "text", "blotches")
-    detector: str = "rules"
+    detector: str = "learned"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""masks.detect: each detector finds planted damage on small images and leaves a clean one alone."""
+"""masks.detect: each detector finds planted damage on small images and leaves a clean one alone.
+
+The first five tests run for both detectors (``MaskConfig.detector``: the rules and the shipped
+learned one in export/); the others test the rules' own shape and colour tests."""
 
 import cv2
 import numpy as np
@@ -19,45 +22,55 @@ def _clean(h=160, w=200, seed=0):
     return np.stack([g, g * 0.9 + 10, g * 0.8 + 20], -1).astype(np.uint8)
 
 
-def test_clean_image_left_alone():
-    r = detect(_clean(), MaskConfig())
+BOTH = pytest.mark.parametrize("detector", ["rules", "learned"])
+
+
+@BOTH
+def test_clean_image_left_alone(detector):
+    r = detect(_clean(), MaskConfig(detector=detector))
     assert r.mask.mean() < 0.001
 
 
-def test_finds_scratch():
+@pytest.mark.parametrize("detector", ["rules", pytest.param("learned", marks=pytest.mark.xfail(strict=True, reason=(
+    "known gap, docs/quality.md session 7: on this grain-free toy image the learned detector's scratch "
+    "probability along the line is 0.5-0.88, under medium's seed 0.95 (high finds 60 %)")))])
+def test_finds_scratch(detector):
     img = _clean()
     cv2.line(img, (60, 0), (70, 159), (245, 245, 240), 1, cv2.LINE_AA)
     gt = np.zeros(img.shape[:2], np.uint8)
     cv2.line(gt, (60, 0), (70, 159), 1, 1, cv2.LINE_AA)
-    s = tolerant_scores(detect(img, MaskConfig()).mask, gt > 0)
+    s = tolerant_scores(detect(img, MaskConfig(detector=detector)).mask, gt > 0)
     assert s["tp_gt"] / (s["tp_gt"] + s["fn"]) > 0.8
     assert s["fp"] < 0.02 * img.shape[0] * img.shape[1]
 
 
-def test_finds_dust():
+@BOTH
+def test_finds_dust(detector):
     img = _clean()
     pts = [(30, 40), (120, 80), (170, 130)]
     for x, y in pts:
         cv2.circle(img, (x, y), 2, (250, 250, 250), -1, cv2.LINE_AA)
-    m = detect(img, MaskConfig()).mask
+    m = detect(img, MaskConfig(detector=detector)).mask
     assert all(m[y, x] for x, y in pts)
 
 
-def test_finds_date_stamp():
+@BOTH
+def test_finds_date_stamp(detector):
     img = _clean()
     cv2.putText(img, "98 7 14", (100, 145), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 140, 40), 2, cv2.LINE_AA)
     stamp = np.zeros(img.shape[:2], np.uint8)
     cv2.putText(stamp, "98 7 14", (100, 145), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1, 2, cv2.LINE_AA)
-    r = detect(img, MaskConfig())
+    r = detect(img, MaskConfig(detector=detector))
     s = tolerant_scores(r.mask, stamp > 0)
     assert s["tp_gt"] / (s["tp_gt"] + s["fn"]) > 0.6
     assert r.kind_pixels["text"] > 0
 
 
-def test_finds_paper_white_blotch():
+@BOTH
+def test_finds_paper_white_blotch(detector):
     img = _clean()
     cv2.ellipse(img, (100, 70), (14, 10), 20, 0, 360, (240, 238, 232), -1, cv2.LINE_AA)
-    m = detect(img, MaskConfig()).mask
+    m = detect(img, MaskConfig(detector=detector)).mask
     assert m[70, 100] and m[70, 110]
     assert m.mean() < 0.05
 
@@ -65,8 +78,8 @@ def test_finds_paper_white_blotch():
 def test_tiling_matches_whole_image():
     img = _clean(300, 340, seed=2)
     cv2.line(img, (10, 20), (330, 280), (20, 20, 20), 2, cv2.LINE_AA)
-    whole = detect(img, MaskConfig(tile=1024)).mask
-    tiled = detect(img, MaskConfig(tile=128, overlap=48)).mask
+    whole = detect(img, MaskConfig(detector="rules", tile=1024)).mask
+    tiled = detect(img, MaskConfig(detector="rules", tile=128, overlap=48)).mask
     assert whole.any()
     assert (whole != tiled).mean() < 0.002
 
@@ -75,19 +88,19 @@ def test_tile_threads_give_the_same_mask():
     img = _clean(300, 340, seed=3)
     cv2.line(img, (10, 20), (330, 280), (20, 20, 20), 2, cv2.LINE_AA)
     cv2.circle(img, (200, 60), 2, (250, 250, 250), -1, cv2.LINE_AA)
-    one = detect(img, MaskConfig(tile=128, overlap=48, threads=1))
-    three = detect(img, MaskConfig(tile=128, overlap=48, threads=3))
+    one = detect(img, MaskConfig(detector="rules", tile=128, overlap=48, threads=1))
+    three = detect(img, MaskConfig(detector="rules", tile=128, overlap=48, threads=3))
     assert one.mask.any()
     assert np.array_equal(one.mask, three.mask) and one.kind_pixels == three.kind_pixels
     with pytest.raises(ValueError, match="threads"):
-        detect(img, MaskConfig(tile=128, threads=-1))
+        detect(img, MaskConfig(detector="rules", tile=128, threads=-1))
 
 
 def test_bad_input_and_sensitivity():
     with pytest.raises(ValueError):
-        detect(np.zeros((10, 10), np.uint8), MaskConfig())
+        detect(np.zeros((10, 10), np.uint8), MaskConfig(detector="rules"))
     with pytest.raises(ValueError):
-        detect(np.zeros((10, 10, 3), np.uint8), MaskConfig(sensitivity="extreme"))
+        detect(np.zeros((10, 10, 3), np.uint8), MaskConfig(detector="rules", sensitivity="extreme"))
 
 
 def test_strong_straight_edge_is_not_a_scratch():
@@ -96,7 +109,7 @@ def test_strong_straight_edge_is_not_a_scratch():
     img = _clean()
     img[:, 100:] = np.clip(img[:, 100:].astype(np.int16) + 90, 0, 255).astype(np.uint8)
     img[:, 99] = np.clip(img[:, 99].astype(np.int16) - 25, 0, 255).astype(np.uint8)  # unsharp halo
-    r = detect(img, MaskConfig())
+    r = detect(img, MaskConfig(detector="rules"))
     assert r.kind_pixels["scratches"] == 0
     assert r.mask.mean() < 0.001
 
@@ -106,7 +119,7 @@ def test_dark_scratch_found():
     cv2.line(img, (0, 40), (199, 120), (25, 25, 25), 2, cv2.LINE_AA)
     gt = np.zeros(img.shape[:2], np.uint8)
     cv2.line(gt, (0, 40), (199, 120), 1, 2, cv2.LINE_AA)
-    s = tolerant_scores(detect(img, MaskConfig()).mask, gt > 0)
+    s = tolerant_scores(detect(img, MaskConfig(detector="rules")).mask, gt > 0)
     assert s["tp_gt"] / (s["tp_gt"] + s["fn"]) > 0.8
 
 
@@ -115,7 +128,7 @@ def test_white_fence_planks_are_not_blotches():
     img = _clean()
     for x in range(20, 190, 30):
         img[30:140, x:x + 12] = (245, 245, 242)
-    assert detect(img, MaskConfig()).kind_pixels["blotches"] == 0
+    assert detect(img, MaskConfig(detector="rules")).kind_pixels["blotches"] == 0
 
 
 def test_white_sky_inside_a_scan_frame_is_not_a_blotch():
@@ -124,13 +137,13 @@ def test_white_sky_inside_a_scan_frame_is_not_a_blotch():
     img = _clean(300, 200)
     img[:70] = (250, 250, 249)  # 20 % of the picture, wider than tall
     img[:2], img[:, :2], img[:, -2:] = 30, 30, 30  # a 2-px dark scan frame
-    r = detect(img, MaskConfig())
+    r = detect(img, MaskConfig(detector="rules"))
     assert r.kind_pixels["blotches"] == 0
     cv2.ellipse(img, (100, 200), (14, 10), 20, 0, 360, (240, 238, 232), -1, cv2.LINE_AA)
-    assert detect(img, MaskConfig()).mask[200, 100]  # a loss inside the frame is still found
+    assert detect(img, MaskConfig(detector="rules")).mask[200, 100]  # a loss inside the frame is still found
     tear = _clean(300, 200)
     cv2.ellipse(tear, (0, 200), (30, 40), 0, 0, 360, (246, 245, 242), -1, cv2.LINE_AA)
-    assert detect(tear, MaskConfig()).mask[200, 10]  # a tear biting into one side is too
+    assert detect(tear, MaskConfig(detector="rules")).mask[200, 10]  # a tear biting into one side is too
 
 
 def test_painted_yellow_line_is_not_a_scratch():
@@ -139,9 +152,9 @@ def test_painted_yellow_line_is_not_a_scratch():
     g = np.full((160, 200, 3), 95, np.uint8)
     g += np.random.default_rng(1).integers(0, 6, g.shape, dtype=np.uint8)
     cv2.line(g, (0, 140), (199, 100), (235, 200, 40), 2, cv2.LINE_AA)
-    assert detect(g, MaskConfig()).kind_pixels["scratches"] == 0
+    assert detect(g, MaskConfig(detector="rules")).kind_pixels["scratches"] == 0
     cv2.line(g, (0, 20), (199, 60), (240, 240, 236), 2, cv2.LINE_AA)  # a white one is found
-    assert detect(g, MaskConfig()).kind_pixels["scratches"] > 100
+    assert detect(g, MaskConfig(detector="rules")).kind_pixels["scratches"] > 100
 
 
 def test_orange_print_mid_picture_is_not_a_date_stamp():
@@ -149,7 +162,7 @@ def test_orange_print_mid_picture_is_not_a_date_stamp():
     picture (a postage stamp, a poster, a shop sign) belongs to the scene."""
     img = _clean()
     cv2.putText(img, "98 7 14", (60, 85), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 140, 40), 2, cv2.LINE_AA)
-    assert detect(img, MaskConfig()).kind_pixels["text"] == 0
+    assert detect(img, MaskConfig(detector="rules")).kind_pixels["text"] == 0
 
 
 def test_corner_of_a_dark_shape_is_not_dust():
@@ -158,7 +171,7 @@ def test_corner_of_a_dark_shape_is_not_dust():
     img = np.full((120, 160, 3), 225, np.uint8)
     img[60:, :] = 40
     img[50:60, 70:76] = 40  # a small chimney on the roof line
-    assert detect(img, MaskConfig()).kind_pixels["dust"] == 0
+    assert detect(img, MaskConfig(detector="rules")).kind_pixels["dust"] == 0
 
 
 def test_specks_on_flat_photo_are_not_scratches():
@@ -167,7 +180,7 @@ def test_specks_on_flat_photo_are_not_scratches():
     img = np.full((160, 200, 3), 120, np.uint8)
     for x, y in [(40, 40), (120, 60), (160, 130), (70, 120)]:
         cv2.circle(img, (x, y), 2, (250, 250, 250), -1, cv2.LINE_AA)
-    r = detect(img, MaskConfig())
+    r = detect(img, MaskConfig(detector="rules"))
     assert r.kind_pixels["scratches"] == 0
     assert r.kind_pixels["dust"] > 0
 
