@@ -115,7 +115,8 @@ class MaskConfig:
     """Automatic damage detection (``archive_restore.masks``).
 
     sensitivity: "low", "medium" (default) or "high".
-    tile: detection runs at native resolution in tiles of this size (plus overlap).
+    tile: the rules run at native resolution in tiles of this size (plus overlap); the learned
+        detector has its own tiling (``masks.learned.TILE`` and ``OVERLAP``).
     dilate: pixels the united mask is grown by, so fills cover damage edges.
     threads: tiles of one scan detected at once (0 = one per CPU core, at most 4). The
         detectors spend most of their time in OpenCV and numpy calls that release the GIL.

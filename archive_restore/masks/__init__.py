@@ -1,4 +1,4 @@
-"""Automatic damage detection with OpenCV: image -> bool mask, per damage kind.
+"""Automatic damage detection: image -> bool mask, per damage kind.
 
 Public entry point: ``detect(image, cfg) -> MaskResult``. Two detectors, chosen by
 ``MaskConfig.detector``: "rules", one OpenCV module per kind (scratches/cracks, dust, text,
