@@ -14,7 +14,7 @@ fabric and foliage that must be left alone).
 Held out of training: the 42 harness photos of ``scripts/tune_masks.py`` and
 ``calibration_files()`` (400 photos), on which ``restore``'s thresholds are chosen.
 
-Usage: python -m archive_restore.masks.net train RUN [--minutes 120] [--size 128] [--batch 16] [--data DIR]
+Usage: python -m archive_restore.masks.net train RUN [--minutes 120] [--size 128] [--batch 16] [--data DIR] [--lr 1e-3]
        python -m archive_restore.masks.net export RUN/last.pt OUT.onnx
 """
 
@@ -146,21 +146,24 @@ class Crops(torch.utils.data.IterableDataset):
             yield (torch.from_numpy(im.transpose(2, 0, 1).copy()).float() / 255, torch.from_numpy(t.astype(np.float32)))
 
 
-def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Path = TRAIN_ROOT) -> None:
-    """Train (or resume) RUN/last.pt for ``minutes`` of wall time; checkpoints every 250 steps."""
+def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Path = TRAIN_ROOT, lr: float = 1e-3) -> None:
+    """Train (or resume) RUN/last.pt for ``minutes`` of wall time; checkpoints every 250 steps.
+    ``lr`` also replaces a resumed optimizer's rate (to anneal a continued run)."""
     torch.set_num_threads(2)
     run.mkdir(parents=True, exist_ok=True)
     held = set(harness_files(root)) | set(calibration_files(root))
     files = [f for f in list_images(root) if f not in held]
     print(f"{len(files)} training photos, {len(held)} held out (harness + calibration)", flush=True)
     net = Detector()
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    opt = torch.optim.Adam(net.parameters(), lr)
     step = 0
     ck = run / "last.pt"
     if ck.exists():
         state = torch.load(ck, weights_only=True)
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
+        for g in opt.param_groups:
+            g["lr"] = lr
         step = int(state["step"])
     loader = torch.utils.data.DataLoader(Crops(files, size, step), batch_size=batch, num_workers=1)
     t0 = last = time.monotonic()
@@ -223,10 +226,10 @@ def export(ckpt: Path, out: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
-    opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch", "--data") if k in argv}
+    opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch", "--data", "--lr") if k in argv}
     if argv and argv[0] == "train":
         train(Path(argv[1]), float(opt.get("--minutes", 120)), int(opt.get("--size", 128)), int(opt.get("--batch", 16)),
-              Path(opt.get("--data", TRAIN_ROOT)))
+              Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 1e-3)))
     elif argv and argv[0] == "export":
         export(Path(argv[1]), Path(argv[2]))
     else:
