@@ -93,6 +93,7 @@ def main(argv: list[str]) -> None:
     onnx = Path(argv[0])
     n = int(argv[argv.index("--n") + 1]) if "--n" in argv else 400
     cfg = MaskConfig()
+    rules_cfg = MaskConfig(detector="rules")  # the comparison row (the default detector is the learned one)
     files = calibration_files()[:n]
     clean: list[Case] = []
     damaged: list[Case] = []
@@ -103,11 +104,11 @@ def main(argv: list[str]) -> None:
         looked = archive_look(img, rng, 0.6)
         for im in (img, looked):
             clean.append(Case(probabilities(im, onnx)))
-            rules_clean.append(detect(im, cfg).mask)
+            rules_clean.append(detect(im, rules_cfg).mask)
         kind = KINDS[i % len(KINDS)]
         d = synthesize(looked, rng, kinds=[kind])
         damaged.append(Case(probabilities(d.damaged, onnx), kind, d.mask))
-        rules_damaged.append((detect(d.damaged, cfg).mask, d.mask, kind))
+        rules_damaged.append((detect(d.damaged, rules_cfg).mask, d.mask, kind))
         if (i + 1) % 50 == 0:
             print(f"{i + 1}/{len(files)} photos", file=sys.stderr, flush=True)
 
