@@ -34,21 +34,15 @@ from archive_restore.config import MaskConfig
 from archive_restore.damage import DIFF_THRESHOLD, KINDS, synthesize
 from archive_restore.evaluate import tolerant_scores
 from archive_restore.masks.combine import detect_kinds, unite
+from archive_restore.masks.net import HARNESS_SOURCES, harness_files
 
-SOURCES = ("debian_wallpapers", "camvid", "bsds500_traintest", "sunhays80", "imagenet_sample", "utkface")
+SOURCES = HARNESS_SOURCES
 
 
 def candidate_files(n: int) -> list[Path]:
-    """The evenly spaced files per source that ``photos(n)`` chooses its ``n`` from (a
-    detector trained on training photos holds all of them out)."""
-    root = Path("/work/shared/data/train")
-    per = n // len(SOURCES) + 1
-    files = []
-    for sub in SOURCES:
-        fs = sorted((root / sub).glob("*"))
-        fs = [f for f in fs if f.suffix.lower() in (".jpg", ".png", ".jpeg")]
-        files += fs[:: max(1, len(fs) // per)][:per]
-    return files
+    """The evenly spaced files per source that ``photos(n)`` chooses its ``n`` from (the learned
+    detector holds all of them out): ``masks.net.harness_files``."""
+    return harness_files(n=n)
 
 
 def photos(n: int) -> list[np.ndarray]:
