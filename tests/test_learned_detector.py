@@ -16,22 +16,31 @@ from typer.testing import CliRunner
 from archive_restore.cli import app
 from archive_restore.config import MaskConfig
 from archive_restore.masks import detect, learned
-from archive_restore.masks.net import CHANNELS, Detector, damaged_crop, export
+from archive_restore.masks.net import ARCHS, CHANNELS, damaged_crop, export
+
+# context each side that makes tiles match the whole image, per architecture (about half the
+# receptive field), and one that is too small to
+CONTEXT = {"unet": (64, 8), "s2d": (128, 16)}
 
 
-@pytest.fixture(scope="module")
-def random_detector(tmp_path_factory) -> Path:
-    """A random-weight detector exported to ONNX, with thresholds in its sidecar."""
-    d = tmp_path_factory.mktemp("det")
+@pytest.fixture(scope="module", params=sorted(ARCHS))
+def random_detector(request, tmp_path_factory) -> Path:
+    """A random-weight detector of each architecture exported to ONNX, with thresholds in its
+    sidecar (the U-Net of detector_v2 checkpoints carries no "arch")."""
+    arch = request.param
+    d = tmp_path_factory.mktemp(f"det_{arch}")
     torch.manual_seed(0)
-    net = Detector()
+    net = ARCHS[arch]()
     with torch.no_grad():  # a visible response: bias the scratches channel up, the others down
-        net.out.bias.copy_(torch.tensor([0.0, -8.0, -8.0, -8.0]))
-    torch.save({"net": net.state_dict(), "step": 7}, d / "det.pt")
+        bias = torch.tensor([0.0, -8.0, -8.0, -8.0])
+        net.out.bias.copy_(bias if arch == "unet" else bias.repeat_interleave(16))
+    state = {"net": net.state_dict(), "step": 7} | ({} if arch == "unet" else {"arch": arch})
+    torch.save(state, d / "det.pt")
     export(d / "det.pt", d / "det.onnx")
     side = d / "det.json"
     meta = json.loads(side.read_text())
     assert meta["channels"] == list(CHANNELS) and meta["step"] == 7 and meta["thresholds"] == {}
+    assert meta["multiple"] == ARCHS[arch].multiple
     meta["thresholds"] = {"low": 0.9, "medium": {"seed": 0.6, "grow": 0.5},
                           "high": {c: {"seed": 0.2, "grow": 0.1} for c in CHANNELS}}
     side.write_text(json.dumps(meta))
@@ -52,14 +61,17 @@ def test_probabilities_shape_range_and_odd_sizes(random_detector):
 
 
 def test_tiles_agree_with_the_whole_image(random_detector):
-    """Tiles keep 64 px of context each side; the net sees about 65 px each way, so a tiled
-    scan matches the whole-image answer up to float rounding and far-field zero padding."""
+    """With enough context each side (about half the receptive field) a tiled scan matches the
+    whole-image answer up to float rounding and far-field zero padding; with too little it
+    does not (so the check can fail)."""
     rng = np.random.default_rng(1)
     base = rng.integers(0, 256, (1, 1, 3)).astype(np.float32)
     im = np.clip(base + rng.normal(0, 30, (300, 420, 3)), 0, 255).astype(np.uint8)
+    enough, little = CONTEXT[random_detector.parent.name.split("_")[1].rstrip("0123456789")]
     whole = learned.probabilities(im, random_detector, tile=1024, overlap=0)
-    tiled = learned.probabilities(im, random_detector, tile=96, overlap=64)
-    assert np.abs(whole - tiled).max() < 1e-5  # 8 px of context: 3e-4
+    tiled = learned.probabilities(im, random_detector, tile=96, overlap=enough)
+    assert np.abs(whole - tiled).max() < 1e-5
+    assert np.abs(whole - learned.probabilities(im, random_detector, tile=96, overlap=little)).max() > 1e-4
 
 
 def test_sensitivity_orders_the_mask(random_detector):
@@ -176,3 +188,77 @@ def test_folder_records_the_detector_and_refuses_a_missing_one(monkeypatch, tmp_
     with pytest.raises(pipeline.UsageError, match="learned detector not found"):
         pipeline.restore_folder(inp, tmp_path / "o2", auto_mask=True, mask_cfg=MaskConfig(detector="learned"),
                                 session=FakeSession(), handle_sigint=False)
+
+
+def test_int8_export_stays_close_to_fp32(tmp_path):
+    """``export --int8`` writes a quantized graph with its distance from fp32 in the sidecar;
+    a trained net would sit closer, but even random weights must stay in the same range."""
+    torch.manual_seed(0)
+    net = ARCHS["s2d"]()
+    torch.save({"net": net.state_dict(), "step": 3, "arch": "s2d"}, tmp_path / "det.pt")
+    rng = np.random.default_rng(5)
+    files = []
+    for i in range(4):
+        cv2_smooth = np.clip(rng.normal(128, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
+        big = np.asarray(Image.fromarray(cv2_smooth).resize((224, 224), Image.BICUBIC))
+        Image.fromarray(big).save(tmp_path / f"p{i}.png")
+        files.append(tmp_path / f"p{i}.png")
+    export(tmp_path / "det.pt", tmp_path / "det.onnx", int8=True, int8_files=files)
+    meta = json.loads((tmp_path / "det.json").read_text())
+    q = meta["int8"]
+    assert q["crops"] == 16 and 0 < q["mean_abs_diff"] < 0.05 and q["p999_abs_diff"] < 0.5
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "det.onnx")).graph.node}
+    assert "QuantizeLinear" in ops and "Sigmoid" in ops
+    meta["thresholds"] = {"medium": 0.5}
+    (tmp_path / "det.json").write_text(json.dumps(meta))
+    p = learned.probabilities(big, tmp_path / "det.onnx")
+    assert p.shape == (4, 224, 224) and 0 <= p.min() and p.max() <= 1
+
+
+def test_training_checkpoints_load_safely_and_resume(tmp_path, monkeypatch):
+    """A cosine-scheduled run writes a checkpoint ``torch.load(weights_only=True)`` accepts
+    (no numpy scalars in the optimizer state), with its architecture; a rerun resumes it."""
+    from archive_restore.masks import net as netmod
+
+    root = tmp_path / "photos" / "scenes"
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(6)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(root / f"p{i}.png")
+    monkeypatch.setattr(netmod, "held_out_files", lambda root=None: set())
+    run = tmp_path / "run"
+    netmod.train(run, minutes=0.0005, size=64, batch=2, root=tmp_path / "photos", cosine=True)
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["arch"] == "s2d" and state["step"] >= 1
+    netmod.train(run, minutes=0.0005, size=64, batch=2, root=tmp_path / "photos", arch="unet", lr=3e-4)
+    again = torch.load(run / "last.pt", weights_only=True)
+    assert again["arch"] == "s2d" and again["step"] > state["step"]  # resumed, not restarted as a U-Net
+    assert isinstance(netmod.load(run / "last.pt"), netmod.FastDetector)
+
+
+def test_calibration_draws(tmp_path):
+    """The draws thresholds are chosen on: stratified keeps portraits at FACE_SHARE; the
+    balanced plain draw is the plain one with portraits thinned to that share; none holds a
+    harness photo, and held_out_files covers them all."""
+    from archive_restore.masks import net as netmod
+
+    for src, n in (("utkface", 120), ("camvid", 30), ("sunhays80", 30)):
+        (tmp_path / src).mkdir()
+        for i in range(n):
+            (tmp_path / src / f"{i:03d}.png").write_bytes(b"")  # listing only; never decoded
+    strat = netmod.calibration_files(tmp_path, n=36)
+    faces = sum(f.parent.name == "utkface" for f in strat)
+    assert len(strat) == 36 and faces == 36 - 2 * round(36 * (1 - netmod.FACE_SHARE) / 2)
+    plain = netmod.calibration_files(tmp_path, n=60, draw="plain")
+    bal = netmod.calibration_files(tmp_path, n=60, draw="plain-balanced")
+    assert set(bal) <= set(plain) and len(plain) == 60
+    others = sum(f.parent.name != "utkface" for f in bal)
+    assert others == sum(f.parent.name != "utkface" for f in plain)
+    assert len(bal) - others == round(others * netmod.FACE_SHARE / (1 - netmod.FACE_SHARE))
+    harness = set(netmod.harness_files(tmp_path))
+    assert harness and not harness & (set(strat) | set(plain))
+    assert set(strat) | set(plain) | harness <= netmod.held_out_files(tmp_path)
+    with pytest.raises(ValueError, match="unknown calibration draw"):
+        netmod.calibration_files(tmp_path, draw="faces")

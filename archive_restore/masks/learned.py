@@ -1,8 +1,8 @@
 """The learned damage detector at run time: the ONNX graph that ``masks.net`` exports, run by
 ONNX Runtime on the CPU at native resolution in overlapping tiles (no torch needed).
 
-The graph maps (1,3,H,W) float RGB in [0,1] (H, W multiples of 4) to (1,4,H,W) probabilities,
-one channel per ``CHANNELS`` kind. Masks use hysteresis per channel: a connected region of
+The graph maps (1,3,H,W) float RGB in [0,1] (H, W multiples of the sidecar's "multiple", 4 when
+absent) to (1,4,H,W) probabilities, one channel per ``CHANNELS`` kind. Masks use hysteresis per channel: a connected region of
 pixels above the "grow" probability is flagged when it holds a pixel above the "seed" one, so a
 faint stretch of a scratch joins its strong core while isolated weak responses stay out. The
 pairs for each sensitivity are read from the graph's JSON sidecar
@@ -21,9 +21,10 @@ import cv2
 import numpy as np
 
 CHANNELS = ("scratches", "dust", "text", "blotches")
-DEFAULT_DETECTOR_NAME = "detector_v2"
-TILE = 1024  # kept centre of each tile (64 px of context each side costs 27 % more pixels)
-OVERLAP = 64  # context on each side: about half the network's receptive field
+DEFAULT_DETECTOR_NAME = "detector_v2_int8"
+TILE = 2048  # kept centre of each tile (128 px of context each side costs 27 % more pixels)
+OVERLAP = 128  # context on each side; TILE and OVERLAP are multiples of 16, so every tile's
+# 4x4 fold and 1/16 grid line up with the whole image's
 
 _lock = threading.Lock()
 _sessions: dict[str, tuple[object, dict]] = {}
@@ -59,10 +60,10 @@ def _session(path: Path) -> tuple[object, dict]:
         return _sessions[key]
 
 
-def _run(sess, tile: np.ndarray) -> np.ndarray:
-    """(h,w,3) uint8 -> (4,h,w) float32 probabilities (edge-padded to multiples of 4)."""
+def _run(sess, tile: np.ndarray, multiple: int) -> np.ndarray:
+    """(h,w,3) uint8 -> (4,h,w) float32 probabilities (edge-padded to multiples of ``multiple``)."""
     h, w = tile.shape[:2]
-    ph, pw = -(-h // 4) * 4, -(-w // 4) * 4
+    ph, pw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
     x = np.pad(tile, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
     x = np.ascontiguousarray(x.transpose(2, 0, 1)[None], np.float32) / np.float32(255)
     return sess.run(None, {"image": x})[0][0, :, :h, :w]
@@ -73,16 +74,17 @@ def probabilities(image: np.ndarray, path: Path | None = None, tile: int = TILE,
 
     Large images run in ``tile`` squares with ``overlap`` px of context kept on each side; only
     each tile's centre is kept, so the answer does not depend on where a scan is cut."""
-    sess, _ = _session(path or default_detector_path())
+    sess, meta = _session(path or default_detector_path())
+    m = int(meta.get("multiple", 4))
     h, w = image.shape[:2]
     if h <= tile + 2 * overlap and w <= tile + 2 * overlap:
-        return _run(sess, image)
+        return _run(sess, image, m)
     out = np.zeros((len(CHANNELS), h, w), np.float32)
     for y in range(0, h, tile):
         for x in range(0, w, tile):
             y0, x0 = max(0, y - overlap), max(0, x - overlap)
             y1, x1 = min(h, y + tile + overlap), min(w, x + tile + overlap)
-            p = _run(sess, image[y0:y1, x0:x1])
+            p = _run(sess, image[y0:y1, x0:x1], m)
             ye, xe = min(h, y + tile), min(w, x + tile)
             out[:, y:ye, x:xe] = p[:, y - y0:ye - y0, x - x0:xe - x0]
     return out
