@@ -229,10 +229,10 @@ def test_training_checkpoints_load_safely_and_resume(tmp_path, monkeypatch):
         Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(root / f"p{i}.png")
     monkeypatch.setattr(netmod, "held_out_files", lambda root=None: set())
     run = tmp_path / "run"
-    netmod.train(run, minutes=0.0005, size=64, batch=2, root=tmp_path / "photos", cosine=True)
+    netmod.train(run, minutes=0.0005, size=64, batch=2, root=tmp_path / "photos", arch="s2d", cosine=True)
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["arch"] == "s2d" and state["step"] >= 1
-    netmod.train(run, minutes=0.0005, size=64, batch=2, root=tmp_path / "photos", arch="unet", lr=3e-4)
+    netmod.train(run, minutes=0.0005, size=64, batch=2, root=tmp_path / "photos", lr=3e-4)  # default arch: unet
     again = torch.load(run / "last.pt", weights_only=True)
     assert again["arch"] == "s2d" and again["step"] > state["step"]  # resumed, not restarted as a U-Net
     assert isinstance(netmod.load(run / "last.pt"), netmod.FastDetector)

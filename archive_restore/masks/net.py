@@ -20,7 +20,7 @@ thresholds are chosen. ``export --int8`` writes an int8 graph (ONNX Runtime stat
 quantization), about twice as fast on the CPU.
 
 Usage: python -m archive_restore.masks.net train RUN [--minutes 120] [--size 128] [--batch 16] [--data DIR] [--lr 1e-3]
-                                                   [--arch s2d|unet] [--cosine]
+                                                   [--arch unet|s2d] [--cosine]   (unet: the shipped detector_v2)
        python -m archive_restore.masks.net export RUN/last.pt OUT.onnx [--int8]
 """
 
@@ -230,7 +230,7 @@ class Crops(torch.utils.data.IterableDataset):
 
 
 def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Path = TRAIN_ROOT, lr: float = 1e-3,
-          arch: str = "s2d", cosine: bool = False) -> None:
+          arch: str = "unet", cosine: bool = False) -> None:
     """Train (or resume) RUN/last.pt for ``minutes`` of wall time; checkpoints every 250 steps.
     ``lr`` also replaces a resumed optimizer's rate (to anneal a continued run); ``cosine``
     lowers it along a half cosine over the ``minutes`` to 5 % of ``lr``. A resumed run keeps the
@@ -378,7 +378,7 @@ def main(argv: list[str]) -> None:
     opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch", "--data", "--lr", "--arch") if k in argv}
     if argv and argv[0] == "train":
         train(Path(argv[1]), float(opt.get("--minutes", 120)), int(opt.get("--size", 128)), int(opt.get("--batch", 16)),
-              Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 1e-3)), opt.get("--arch", "s2d"), "--cosine" in argv)
+              Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 1e-3)), opt.get("--arch", "unet"), "--cosine" in argv)
     elif argv and argv[0] == "export":
         export(Path(argv[1]), Path(argv[2]), "--int8" in argv)
     else:
