@@ -30,7 +30,6 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from archive_restore.config import MaskConfig
@@ -38,6 +37,7 @@ from archive_restore.damage import KINDS, synthesize
 from archive_restore.evaluate import tolerant_scores
 from archive_restore.inpaint.data import archive_look, read_rgb
 from archive_restore.masks import detect
+from archive_restore.masks.combine import unite
 from archive_restore.masks.learned import CHANNELS, hysteresis, probabilities
 from archive_restore.masks.net import calibration_files
 
@@ -64,11 +64,7 @@ class Case:
         m = np.zeros(self.shape[0] * self.shape[1], bool)
         for c, s in enumerate(steps):
             m[self.flagged(c, s)] = True
-        m = m.reshape(self.shape)
-        if dilate > 0 and m.any():
-            k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1, 2 * dilate + 1))
-            m = cv2.dilate(m.astype(np.uint8), k) > 0
-        return m
+        return unite({"flagged": m.reshape(self.shape)}, self.shape, dilate)  # as masks.detect grows it
 
 
 def prf(c: dict) -> tuple[float, float, float]:

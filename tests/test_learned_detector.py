@@ -19,8 +19,8 @@ from archive_restore.masks import detect, learned
 from archive_restore.masks.net import ARCHS, CHANNELS, damaged_crop, export
 
 # context each side that makes tiles match the whole image, per architecture (about half the
-# receptive field), and one that is too small to
-CONTEXT = {"unet": (64, 8), "s2d": (128, 16)}
+# receptive field), and one that is too small to; keyed by the sidecar's "multiple"
+CONTEXT = {4: (64, 8), 16: (128, 16)}  # unet, s2d
 
 
 @pytest.fixture(scope="module", params=sorted(ARCHS))
@@ -67,7 +67,7 @@ def test_tiles_agree_with_the_whole_image(random_detector):
     rng = np.random.default_rng(1)
     base = rng.integers(0, 256, (1, 1, 3)).astype(np.float32)
     im = np.clip(base + rng.normal(0, 30, (300, 420, 3)), 0, 255).astype(np.uint8)
-    enough, little = CONTEXT[random_detector.parent.name.split("_")[1].rstrip("0123456789")]
+    enough, little = CONTEXT[json.loads(random_detector.with_suffix(".json").read_text())["multiple"]]
     whole = learned.probabilities(im, random_detector, tile=1024, overlap=0)
     tiled = learned.probabilities(im, random_detector, tile=96, overlap=enough)
     assert np.abs(whole - tiled).max() < 1e-5
@@ -199,8 +199,8 @@ def test_int8_export_stays_close_to_fp32(tmp_path):
     rng = np.random.default_rng(5)
     files = []
     for i in range(4):
-        cv2_smooth = np.clip(rng.normal(128, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
-        big = np.asarray(Image.fromarray(cv2_smooth).resize((224, 224), Image.BICUBIC))
+        small = np.clip(rng.normal(128, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
+        big = np.asarray(Image.fromarray(small).resize((224, 224), Image.BICUBIC))
         Image.fromarray(big).save(tmp_path / f"p{i}.png")
         files.append(tmp_path / f"p{i}.png")
     export(tmp_path / "det.pt", tmp_path / "det.onnx", int8=True, int8_files=files)

@@ -99,6 +99,12 @@ def held_out_files(root: Path = TRAIN_ROOT) -> set[Path]:
     return set(harness_files(root)) | set(calibration_files(root)) | set(calibration_files(root, draw="plain"))
 
 
+def training_files(root: Path = TRAIN_ROOT) -> list[Path]:
+    """The photos under ``root`` a detector may train on (``held_out_files`` removed)."""
+    held = held_out_files(root)
+    return [f for f in list_images(root) if f not in held]
+
+
 def conv(cin: int, cout: int, stride: int = 1, dil: int = 1) -> nn.Module:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, dil, dilation=dil), nn.LeakyReLU(0.1))
 
@@ -237,9 +243,8 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
     checkpoint's architecture."""
     torch.set_num_threads(2)
     run.mkdir(parents=True, exist_ok=True)
-    held = held_out_files(root)
-    files = [f for f in list_images(root) if f not in held]
-    print(f"{len(files)} training photos, {len(held)} held out (harness + calibration)", flush=True)
+    files = training_files(root)
+    print(f"{len(files)} training photos (harness and calibration photos held out)", flush=True)
     ck = run / "last.pt"
     state = torch.load(ck, weights_only=True) if ck.exists() else None
     arch = state.get("arch", "unet") if state else arch
@@ -302,8 +307,7 @@ def _quantize(fp32: Path, out: Path, files: list[Path] | None = None) -> dict:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     if files is None:
-        held = held_out_files()
-        files = [f for f in list_images(TRAIN_ROOT) if f not in held]
+        files = training_files()
     rng = np.random.default_rng(4)
     picks = [files[i] for i in rng.choice(len(files), 48, replace=len(files) < 48)]
     crops = []
