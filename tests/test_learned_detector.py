@@ -20,7 +20,7 @@ from archive_restore.masks.net import ARCHS, CHANNELS, damaged_crop, export
 
 # context each side that makes tiles match the whole image, per architecture (about half the
 # receptive field), and one that is too small to; keyed by the sidecar's "multiple"
-CONTEXT = {4: (64, 8), 16: (128, 16)}  # unet, s2d
+CONTEXT = {4: (64, 8), 16: (128, 16), 8: (192, 64)}  # unet, s2d, unet_ctx
 
 
 @pytest.fixture(scope="module", params=sorted(ARCHS))
@@ -33,14 +33,16 @@ def random_detector(request, tmp_path_factory) -> Path:
     net = ARCHS[arch]()
     with torch.no_grad():  # a visible response: bias the scratches channel up, the others down
         bias = torch.tensor([0.0, -8.0, -8.0, -8.0])
-        net.out.bias.copy_(bias if arch == "unet" else bias.repeat_interleave(16))
+        net.out.bias.copy_(bias if net.out.bias.numel() == 4 else bias.repeat_interleave(16))
+        if arch == "unet_ctx":  # the context branch starts at zero; give it a say so the tile test sees its reach
+            torch.nn.init.normal_(net.c4_out.weight, std=0.2)
     state = {"net": net.state_dict(), "step": 7} | ({} if arch == "unet" else {"arch": arch})
     torch.save(state, d / "det.pt")
     export(d / "det.pt", d / "det.onnx")
     side = d / "det.json"
     meta = json.loads(side.read_text())
     assert meta["channels"] == list(CHANNELS) and meta["step"] == 7 and meta["thresholds"] == {}
-    assert meta["multiple"] == ARCHS[arch].multiple
+    assert meta["multiple"] == ARCHS[arch].multiple and meta["context"] == ARCHS[arch].context
     meta["thresholds"] = {"low": 0.9, "medium": {"seed": 0.6, "grow": 0.5},
                           "high": {c: {"seed": 0.2, "grow": 0.1} for c in CHANNELS}}
     side.write_text(json.dumps(meta))
@@ -66,7 +68,7 @@ def test_tiles_agree_with_the_whole_image(random_detector):
     does not (so the check can fail)."""
     rng = np.random.default_rng(1)
     base = rng.integers(0, 256, (1, 1, 3)).astype(np.float32)
-    im = np.clip(base + rng.normal(0, 30, (300, 420, 3)), 0, 255).astype(np.uint8)
+    im = np.clip(base + rng.normal(0, 30, (520, 700, 3)), 0, 255).astype(np.uint8)
     enough, little = CONTEXT[json.loads(random_detector.with_suffix(".json").read_text())["multiple"]]
     whole = learned.probabilities(im, random_detector, tile=1024, overlap=0)
     tiled = learned.probabilities(im, random_detector, tile=96, overlap=enough)
@@ -236,6 +238,38 @@ def test_training_checkpoints_load_safely_and_resume(tmp_path, monkeypatch):
     again = torch.load(run / "last.pt", weights_only=True)
     assert again["arch"] == "s2d" and again["step"] > state["step"]  # resumed, not restarted as a U-Net
     assert isinstance(netmod.load(run / "last.pt"), netmod.FastDetector)
+
+
+def test_context_net_starts_as_the_unet_it_is_initialised_from(tmp_path, monkeypatch):
+    """``train --init-from`` a U-Net checkpoint: the unet_ctx run starts from its weights and
+    step (its context branch projects to zero, so before any step it computes the U-Net);
+    a checkpoint that shares no weights is refused."""
+    from archive_restore.masks import net as netmod
+
+    torch.manual_seed(3)
+    unet = netmod.Detector()
+    torch.save({"net": unet.state_dict(), "step": 40}, tmp_path / "v2.pt")
+    ctx = netmod.ContextDetector()
+    ctx.load_state_dict(unet.state_dict(), strict=False)
+    x = torch.rand(1, 3, 64, 88)
+    with torch.no_grad():
+        assert torch.equal(ctx.eval()(x), unet.eval()(x))
+
+    root = tmp_path / "photos" / "scenes"
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(root / f"p{i}.png")
+    monkeypatch.setattr(netmod, "held_out_files", lambda root=None: set())
+    netmod.train(tmp_path / "run", minutes=0.0005, size=64, batch=2, root=tmp_path / "photos", arch="unet_ctx",
+                 init_from=tmp_path / "v2.pt")
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert state["arch"] == "unet_ctx" and state["step"] > 40
+    assert isinstance(netmod.load(tmp_path / "run" / "last.pt"), netmod.ContextDetector)
+    torch.save({"net": {"other.weight": torch.zeros(1)}, "step": 1}, tmp_path / "alien.pt")
+    with pytest.raises(ValueError, match="no weights match"):
+        netmod.train(tmp_path / "run2", minutes=0.0005, size=64, batch=2, root=tmp_path / "photos", arch="unet_ctx",
+                     init_from=tmp_path / "alien.pt")
 
 
 def test_calibration_draws(tmp_path):

@@ -23,7 +23,7 @@ import numpy as np
 CHANNELS = ("scratches", "dust", "text", "blotches")
 DEFAULT_DETECTOR_NAME = "detector_v2_int8"
 TILE = 2048  # kept centre of each tile (128 px of context each side costs 27 % more pixels)
-OVERLAP = 128  # context on each side; TILE and OVERLAP are multiples of 16, so every tile's
+OVERLAP = 128  # context on each side unless the sidecar's "context" says more; TILE and OVERLAP are multiples of 16, so every tile's
 # 4x4 fold and 1/16 grid line up with the whole image's
 
 _lock = threading.Lock()
@@ -69,13 +69,16 @@ def _run(sess, tile: np.ndarray, multiple: int) -> np.ndarray:
     return sess.run(None, {"image": x})[0][0, :, :h, :w]
 
 
-def probabilities(image: np.ndarray, path: Path | None = None, tile: int = TILE, overlap: int = OVERLAP) -> np.ndarray:
+def probabilities(image: np.ndarray, path: Path | None = None, tile: int = TILE, overlap: int | None = None) -> np.ndarray:
     """image: (H,W,3) uint8 RGB -> (4,H,W) float32 damage probabilities in [0,1].
 
     Large images run in ``tile`` squares with ``overlap`` px of context kept on each side; only
-    each tile's centre is kept, so the answer does not depend on where a scan is cut."""
+    each tile's centre is kept, so the answer does not depend on where a scan is cut. ``overlap``
+    defaults to the sidecar's "context" (about the graph's receptive field radius), else ``OVERLAP``."""
     sess, meta = _session(path or default_detector_path())
     m = int(meta.get("multiple", 4))
+    if overlap is None:
+        overlap = int(meta.get("context", OVERLAP))
     h, w = image.shape[:2]
     if h <= tile + 2 * overlap and w <= tile + 2 * overlap:
         return _run(sess, image, m)

@@ -1,10 +1,12 @@
 """The learned damage detector's networks, their training data and ONNX export (needs torch:
 ``pip install -e .[train]``). ``masks.learned`` runs the exported graph without torch.
 
-Two architectures (a checkpoint's "arch" says which): ``FastDetector`` ("s2d", detector_v3),
-which folds the image 4x4 into channels so it runs at 1/4 scale and below, about 0.4 M
-parameters; and ``Detector`` ("unet", detector_v2), a U-Net whose first level runs at full
-resolution (0.18 M parameters, about 5x the work per pixel). Either says, per pixel and per
+Three architectures (a checkpoint's "arch" says which): ``Detector`` ("unet", detector_v2), a
+U-Net whose first level runs at full resolution (0.18 M parameters); ``ContextDetector``
+("unet_ctx"), the same plus a 1/8-scale context branch (0.49 M parameters, receptive field
+about 360 px instead of 130, 17 % more work per pixel), which can start from a v2 checkpoint
+(``--init-from``); and ``FastDetector`` ("s2d", detector_v3), which folds the image 4x4 into
+channels so it runs at 1/4 scale and below (0.42 M parameters, 1/5 of v2's work per pixel). Either says, per pixel and per
 damage kind, whether ``damage.synthesize`` changed the pixel: the ground truth ``restore
 evaluate`` scores against. They train on crops of the training photos only, with
 ``inpaint.data.archive_look`` (grey/sepia, fading, grain, JPEG) applied before the damage and,
@@ -20,7 +22,8 @@ thresholds are chosen. ``export --int8`` writes an int8 graph (ONNX Runtime stat
 quantization), about twice as fast on the CPU.
 
 Usage: python -m archive_restore.masks.net train RUN [--minutes 120] [--size 128] [--batch 16] [--data DIR] [--lr 1e-3]
-                                                   [--arch unet|s2d] [--cosine]   (unet: the shipped detector_v2)
+                                                   [--arch unet|s2d|unet_ctx] [--cosine] [--init-from CKPT]
+                                                   (unet: the shipped detector_v2)
        python -m archive_restore.masks.net export RUN/last.pt OUT.onnx [--int8]
 """
 
@@ -114,6 +117,7 @@ class Detector(nn.Module):
     logits, one channel per ``CHANNELS`` key. Receptive field about 130 px (three dilated convs at 1/4 scale)."""
 
     multiple = 4
+    context = 128  # px of context each tile keeps per side at run time (receptive field radius about 66)
 
     def __init__(self, w: tuple[int, int, int] = (16, 32, 64)):
         super().__init__()
@@ -147,6 +151,7 @@ class FastDetector(nn.Module):
     than v2 (32 features per 4x4 cell at the first layer; docs/quality.md, session 8)."""
 
     multiple = 16
+    context = 128  # receptive field radius about 100
 
     def __init__(self, w: tuple[int, int, int, int] = (32, 64, 96, 24)):
         super().__init__()
@@ -167,7 +172,39 @@ class FastDetector(nn.Module):
         return F.pixel_shuffle(self.out(y), 4)
 
 
-ARCHS = {"unet": Detector, "s2d": FastDetector}  # checkpoint "arch" -> class (absent: "unet", v2)
+class ContextDetector(Detector):
+    """arch "unet_ctx": ``Detector`` (v2) plus a context branch at 1/8 scale. (B,3,H,W) float RGB
+    in [0,1], H and W multiples of 8 -> (B,4,H,W) logits.
+
+    The branch (96 channels: a stride-2 conv, then dilations 2, 4 and 8) adds its 1x1 projection,
+    upsampled, to v2's 1/4-scale features; the receptive field grows from about 130 to about
+    360 px, so a faint line can be judged by where it runs over a much longer stretch (a scratch
+    crosses objects, a wire or an edge follows them), at about 17 % more work per pixel. The
+    projection starts at zero, so a net initialised from a v2 checkpoint (``train --init-from``)
+    starts out computing exactly v2."""
+
+    multiple = 8
+    context = 192  # receptive field radius about 190
+
+    def __init__(self, w: tuple[int, int, int] = (16, 32, 64), cw: int = 96):
+        super().__init__(w)
+        c = w[2]
+        self.c4 = nn.Sequential(conv(c, cw, 2), conv(cw, cw, dil=2), conv(cw, cw, dil=4), conv(cw, cw, dil=8))
+        self.c4_out = nn.Conv2d(cw, c, 1)
+        nn.init.zeros_(self.c4_out.weight)
+        nn.init.zeros_(self.c4_out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = self.e1(x * 2 - 1)
+        x2 = self.e2(x1)
+        x3 = self.e3(x2)
+        x3 = x3 + F.interpolate(self.c4_out(self.c4(x3)), scale_factor=2.0)
+        y = self.d2(torch.cat([F.interpolate(x3, scale_factor=2.0), x2], 1))
+        y = self.d1(torch.cat([F.interpolate(y, scale_factor=2.0), x1], 1))
+        return self.out(y)
+
+
+ARCHS = {"unet": Detector, "s2d": FastDetector, "unet_ctx": ContextDetector}  # checkpoint "arch" -> class (absent: "unet", v2)
 
 
 class Probabilities(nn.Module):
@@ -236,11 +273,13 @@ class Crops(torch.utils.data.IterableDataset):
 
 
 def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Path = TRAIN_ROOT, lr: float = 1e-3,
-          arch: str = "unet", cosine: bool = False) -> None:
+          arch: str = "unet", cosine: bool = False, init_from: Path | None = None) -> None:
     """Train (or resume) RUN/last.pt for ``minutes`` of wall time; checkpoints every 250 steps.
     ``lr`` also replaces a resumed optimizer's rate (to anneal a continued run); ``cosine``
     lowers it along a half cosine over the ``minutes`` to 5 % of ``lr``. A resumed run keeps the
-    checkpoint's architecture."""
+    checkpoint's architecture. ``init_from``: a new run (no RUN/last.pt yet) starts from that
+    checkpoint's weights where names and shapes match (e.g. unet_ctx from a v2 checkpoint: the
+    new context branch starts at zero), a fresh optimizer, and the checkpoint's step count."""
     torch.set_num_threads(2)
     run.mkdir(parents=True, exist_ok=True)
     files = training_files(root)
@@ -257,6 +296,17 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
         for g in opt.param_groups:
             g["lr"] = lr
         step = int(state["step"])
+    elif init_from is not None:
+        src = torch.load(init_from, weights_only=True, map_location="cpu")
+        weights = src["net"] if "net" in src else src
+        own = net.state_dict()
+        taken = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+        if not taken:
+            raise ValueError(f"{init_from}: no weights match arch {arch}")
+        net.load_state_dict(taken, strict=False)
+        step = int(src.get("step", 0)) if "net" in src else 0
+        print(f"initialised {len(taken)}/{len(own)} tensors from {init_from} (step {step}); new: "
+              + (", ".join(sorted({k.split('.')[0] for k in own if k not in taken})) or "none"), flush=True)
     print(f"arch {arch}, {sum(p.numel() for p in net.parameters()) / 1e6:.3f} M parameters, from step {step}", flush=True)
     loader = torch.utils.data.DataLoader(Crops(files, size, step), batch_size=batch, num_workers=1)
     t0 = last = time.monotonic()
@@ -368,7 +418,7 @@ def export(ckpt: Path, out: Path, int8: bool = False, int8_files: list[Path] | N
         tmp.unlink()
     else:
         tmp.replace(out)
-    meta = {"channels": list(CHANNELS), "multiple": det.multiple,
+    meta = {"channels": list(CHANNELS), "multiple": det.multiple, "context": det.context,
             "input": f"(1,3,H,W) float RGB in [0,1], H and W multiples of {det.multiple}",
             "output": "(1,4,H,W) damage probability per channel", "step": step,
             "trained_by": "python -m archive_restore.masks.net train RUN --minutes M", "thresholds": {}}
@@ -379,10 +429,11 @@ def export(ckpt: Path, out: Path, int8: bool = False, int8_files: list[Path] | N
 
 
 def main(argv: list[str]) -> None:
-    opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch", "--data", "--lr", "--arch") if k in argv}
+    opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch", "--data", "--lr", "--arch", "--init-from") if k in argv}
     if argv and argv[0] == "train":
         train(Path(argv[1]), float(opt.get("--minutes", 120)), int(opt.get("--size", 128)), int(opt.get("--batch", 16)),
-              Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 1e-3)), opt.get("--arch", "unet"), "--cosine" in argv)
+              Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 1e-3)), opt.get("--arch", "unet"), "--cosine" in argv,
+              Path(opt["--init-from"]) if "--init-from" in opt else None)
     elif argv and argv[0] == "export":
         export(Path(argv[1]), Path(argv[2]), "--int8" in argv)
     else:
