@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 CHANNELS = ("scratches", "dust", "text", "blotches")
-DEFAULT_DETECTOR_NAME = "detector_v2_int8"
+DEFAULT_DETECTOR_NAME = "detector_v4_int8"
 TILE = 2048  # kept centre of each tile (128 px of context each side costs 27 % more pixels)
 OVERLAP = 128  # context on each side unless the sidecar's "context" says more; TILE and OVERLAP are multiples of 16, so every tile's
 # 4x4 fold and 1/16 grid line up with the whole image's

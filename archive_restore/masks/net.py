@@ -23,7 +23,7 @@ quantization), about twice as fast on the CPU.
 
 Usage: python -m archive_restore.masks.net train RUN [--minutes 120] [--size 128] [--batch 16] [--data DIR] [--lr 1e-3]
                                                    [--arch unet|s2d|unet_ctx] [--cosine] [--init-from CKPT]
-                                                   (unet: the shipped detector_v2)
+                                                   (unet_ctx: the shipped detector_v4; unet: its start, detector_v2)
        python -m archive_restore.masks.net export RUN/last.pt OUT.onnx [--int8]
 """
 
