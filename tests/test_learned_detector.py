@@ -74,6 +74,8 @@ def test_tiles_agree_with_the_whole_image(random_detector):
     tiled = learned.probabilities(im, random_detector, tile=96, overlap=enough)
     assert np.abs(whole - tiled).max() < 1e-5
     assert np.abs(whole - learned.probabilities(im, random_detector, tile=96, overlap=little)).max() > 1e-4
+    with pytest.raises(ValueError, match="multiples"):  # off the graph's grid, tiles would not line up
+        learned.probabilities(im, random_detector, tile=96, overlap=enough + 1)
 
 
 def test_sensitivity_orders_the_mask(random_detector):

@@ -6,7 +6,7 @@ U-Net whose first level runs at full resolution (0.18 M parameters); ``ContextDe
 ("unet_ctx"), the same plus a 1/8-scale context branch (0.49 M parameters, receptive field
 about 360 px instead of 130, 17 % more work per pixel), which can start from a v2 checkpoint
 (``--init-from``); and ``FastDetector`` ("s2d", detector_v3), which folds the image 4x4 into
-channels so it runs at 1/4 scale and below (0.42 M parameters, 1/5 of v2's work per pixel). Either says, per pixel and per
+channels so it runs at 1/4 scale and below (0.42 M parameters, 1/5 of v2's work per pixel). Each says, per pixel and per
 damage kind, whether ``damage.synthesize`` changed the pixel: the ground truth ``restore
 evaluate`` scores against. They train on crops of the training photos only, with
 ``inpaint.data.archive_look`` (grey/sepia, fading, grain, JPEG) applied before the damage and,
@@ -296,6 +296,8 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
         for g in opt.param_groups:
             g["lr"] = lr
         step = int(state["step"])
+        if init_from is not None:
+            print(f"resuming {ck}: --init-from {init_from} is ignored", flush=True)
     elif init_from is not None:
         src = torch.load(init_from, weights_only=True, map_location="cpu")
         weights = src["net"] if "net" in src else src
