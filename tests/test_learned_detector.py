@@ -221,17 +221,24 @@ def test_int8_export_stays_close_to_fp32(tmp_path):
     assert p.shape == (4, 224, 224) and 0 <= p.min() and p.max() <= 1
 
 
+def _training_photos(tmp_path, monkeypatch, seed: int) -> None:
+    """Three random 96 px photos under tmp_path/photos/scenes, none held out, for tiny train runs."""
+    from archive_restore.masks import net as netmod
+
+    root = tmp_path / "photos" / "scenes"
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(root / f"p{i}.png")
+    monkeypatch.setattr(netmod, "held_out_files", lambda root=None: set())
+
+
 def test_training_checkpoints_load_safely_and_resume(tmp_path, monkeypatch):
     """A cosine-scheduled run writes a checkpoint ``torch.load(weights_only=True)`` accepts
     (no numpy scalars in the optimizer state), with its architecture; a rerun resumes it."""
     from archive_restore.masks import net as netmod
 
-    root = tmp_path / "photos" / "scenes"
-    root.mkdir(parents=True)
-    rng = np.random.default_rng(6)
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(root / f"p{i}.png")
-    monkeypatch.setattr(netmod, "held_out_files", lambda root=None: set())
+    _training_photos(tmp_path, monkeypatch, seed=6)
     run = tmp_path / "run"
     netmod.train(run, minutes=0.0005, size=64, batch=2, root=tmp_path / "photos", arch="s2d", cosine=True)
     state = torch.load(run / "last.pt", weights_only=True)
@@ -257,12 +264,7 @@ def test_context_net_starts_as_the_unet_it_is_initialised_from(tmp_path, monkeyp
     with torch.no_grad():
         assert torch.equal(ctx.eval()(x), unet.eval()(x))
 
-    root = tmp_path / "photos" / "scenes"
-    root.mkdir(parents=True)
-    rng = np.random.default_rng(7)
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(root / f"p{i}.png")
-    monkeypatch.setattr(netmod, "held_out_files", lambda root=None: set())
+    _training_photos(tmp_path, monkeypatch, seed=7)
     netmod.train(tmp_path / "run", minutes=0.0005, size=64, batch=2, root=tmp_path / "photos", arch="unet_ctx",
                  init_from=tmp_path / "v2.pt")
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)

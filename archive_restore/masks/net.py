@@ -132,10 +132,14 @@ class Detector(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1 = self.e1(x * 2 - 1)
         x2 = self.e2(x1)
-        x3 = self.e3(x2)
+        x3 = self.widen(self.e3(x2))
         y = self.d2(torch.cat([F.interpolate(x3, scale_factor=2.0), x2], 1))
         y = self.d1(torch.cat([F.interpolate(y, scale_factor=2.0), x1], 1))
         return self.out(y)
+
+    def widen(self, x3: torch.Tensor) -> torch.Tensor:
+        """The 1/4-scale features before decoding; ``ContextDetector`` adds its context here."""
+        return x3
 
 
 class FastDetector(nn.Module):
@@ -194,14 +198,8 @@ class ContextDetector(Detector):
         nn.init.zeros_(self.c4_out.weight)
         nn.init.zeros_(self.c4_out.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1 = self.e1(x * 2 - 1)
-        x2 = self.e2(x1)
-        x3 = self.e3(x2)
-        x3 = x3 + F.interpolate(self.c4_out(self.c4(x3)), scale_factor=2.0)
-        y = self.d2(torch.cat([F.interpolate(x3, scale_factor=2.0), x2], 1))
-        y = self.d1(torch.cat([F.interpolate(y, scale_factor=2.0), x1], 1))
-        return self.out(y)
+    def widen(self, x3: torch.Tensor) -> torch.Tensor:
+        return x3 + F.interpolate(self.c4_out(self.c4(x3)), scale_factor=2.0)
 
 
 ARCHS = {"unet": Detector, "s2d": FastDetector, "unet_ctx": ContextDetector}  # checkpoint "arch" -> class (absent: "unet", v2)
