@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from archive_restore.cli import app
 from archive_restore.config import MaskConfig
 from archive_restore.masks import detect, learned
-from archive_restore.masks.net import ARCHS, CHANNELS, damaged_crop, export
+from archive_restore.masks.net import ARCHS, CHANNELS, clumped_grain, damaged_crop, export
 
 # context each side that makes tiles match the whole image, per architecture (about half the
 # receptive field), and one that is too small to; keyed by the sidecar's "multiple"
@@ -149,6 +149,21 @@ def test_training_pairs_follow_the_damage_ground_truth():
         damaged += bool(t.any())
         clean += not t.any()
     assert damaged and clean
+
+
+def test_clumped_grain_is_clumped_and_mild():
+    """Scan grain for training: 2-7 grey levels, the same on all three channels, and clumped
+    (neighbouring pixels correlate, unlike white noise), so it looks like speckle, not dust."""
+    flat = np.full((96, 96, 3), 128, np.uint8)
+    for seed in range(4):
+        out = clumped_grain(flat, np.random.default_rng(seed))
+        assert out.shape == flat.shape and out.dtype == np.uint8
+        assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+        g = out[..., 0].astype(np.float64) - 128
+        assert 1.5 < g.std() < 7.5
+        neighbour = np.corrcoef(g[:, :-1].ravel(), g[:, 1:].ravel())[0, 1]
+        assert neighbour > 0.3
+    assert (clumped_grain(flat, np.random.default_rng(1)) == clumped_grain(flat, np.random.default_rng(1))).all()
 
 
 def test_detect_dispatches_and_rejects_unknown(monkeypatch, random_detector):

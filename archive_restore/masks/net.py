@@ -11,7 +11,8 @@ damage kind, whether ``damage.synthesize`` changed the pixel: the ground truth `
 evaluate`` scores against. They train on crops of the training photos only, with
 ``inpaint.data.archive_look`` (grey/sepia, fading, grain, JPEG) applied before the damage and,
 on half of the damaged crops, a second light grain after it (a scan's grain lies over a print's
-scratches too). Damage is drawn on the whole photo, then cropped, so its size follows the
+scratches too); from detector_v5 on, a quarter of all crops, clean or damaged, also get
+``clumped_grain`` last (real scans' speckled skies hide fine scratches and must not read as dust). Damage is drawn on the whole photo, then cropped, so its size follows the
 photo's as ``restore evaluate`` draws it; 35 % of the photos stay clean. Sources are drawn
 evenly, faces at ``FACE_SHARE`` (they are two thirds of the files; scans hold streets, gravel,
 fabric and foliage that must be left alone).
@@ -45,6 +46,7 @@ from archive_restore.inpaint.data import archive_look, list_images, read_rgb
 # output channel -> the damage.py kinds it answers for (the rule detectors' kind names)
 CHANNELS = {"scratches": ("scratches", "cracks"), "dust": ("dust",), "text": ("text",), "blotches": ("blotches",)}
 TRAIN_ROOT = Path("/work/shared/data/train")
+CLUMPED_GRAIN_SHARE = 0.25  # crops (clean or damaged) given clumped_grain after the damage (from detector_v5)
 FACE_SHARE = 1 / 6  # portraits' share of training crops and calibration photos (they are 2/3 of the files)
 HARNESS_SOURCES = ("debian_wallpapers", "camvid", "bsds500_traintest", "sunhays80", "imagenet_sample", "utkface")
 
@@ -236,8 +238,19 @@ def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_sha
         if rng.random() < 0.5:  # grain over the damage as well
             g = rng.normal(0.0, rng.uniform(1.0, 4.0), (h, w)).astype(np.float32)
             img = np.clip(img.astype(np.float32) + g[..., None] + 0.5, 0, 255).astype(np.uint8)
+    if rng.random() < CLUMPED_GRAIN_SHARE:
+        img = clumped_grain(img, rng)
     y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
     return np.ascontiguousarray(img[y:y + size, x:x + size]), target[:, y:y + size, x:x + size]
+
+
+def clumped_grain(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(H,W,3) uint8 -> the same with a scan's clumped silver grain over everything (damage
+    included): white noise blurred to 1-3 px clumps, then scaled to a std of 2-7 grey levels, so
+    speckled skies and walls carry many small bright and dark specks that are not dust."""
+    g = cv2.GaussianBlur(rng.normal(0.0, 1.0, img.shape[:2]).astype(np.float32), (0, 0), rng.uniform(0.6, 1.4))
+    g *= rng.uniform(2.0, 7.0) / max(float(g.std()), 1e-6)
+    return np.clip(img.astype(np.float32) + g[..., None] + 0.5, 0, 255).astype(np.uint8)
 
 
 class Crops(torch.utils.data.IterableDataset):
