@@ -164,6 +164,13 @@ def test_clumped_grain_is_clumped_and_mild():
         neighbour = np.corrcoef(g[:, :-1].ravel(), g[:, 1:].ravel())[0, 1]
         assert neighbour > 0.3
     assert (clumped_grain(flat, np.random.default_rng(1)) == clumped_grain(flat, np.random.default_rng(1))).all()
+    # through damaged_crop: off by default (the shipped recipe), on every crop at share 1
+    big = np.full((160, 160, 3), 128, np.uint8)
+    plain = [damaged_crop(big, np.random.default_rng(s), 96, clean_share=1.0)[0] for s in range(6)]
+    grainy = [damaged_crop(big, np.random.default_rng(s), 96, clean_share=1.0, clumped=1.0) for s in range(6)]
+    assert all(not t.any() for _, t in grainy)  # grain is never labelled damage
+    assert all(g.astype(float).std() > 1.5 for g, _ in grainy)
+    assert sum(p.astype(float).std() > 1.5 for p in plain) < 6  # archive_look grains only some
 
 
 def test_detect_dispatches_and_rejects_unknown(monkeypatch, random_detector):
