@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from archive_restore.cli import app
 from archive_restore.config import MaskConfig
 from archive_restore.masks import detect, learned
-from archive_restore.masks.net import ARCHS, CHANNELS, clumped_grain, damaged_crop, export
+from archive_restore.masks.net import ARCHS, CHANNELS, blown_out, clumped_grain, damaged_crop, export
 
 # context each side that makes tiles match the whole image, per architecture (about half the
 # receptive field), and one that is too small to; keyed by the sidecar's "multiple"
@@ -171,6 +171,20 @@ def test_clumped_grain_is_clumped_and_mild():
     assert all(not t.any() for _, t in grainy)  # grain is never labelled damage
     assert all(g.astype(float).std() > 1.5 for g, _ in grainy)
     assert sum(p.astype(float).std() > 1.5 for p in plain) < 6  # archive_look grains only some
+
+
+def test_blown_out_clips_whites_and_is_never_damage():
+    """Over-exposure for training: brighter everywhere, bright areas flat at 255, order kept, and
+    a blown clean photo carries no damage label."""
+    ramp = np.repeat(np.linspace(0, 255, 64, dtype=np.float32)[None, :, None], 3, 2).repeat(8, 0).astype(np.uint8)
+    out = blown_out(ramp, np.random.default_rng(0))
+    row = out[0, :, 0].astype(int)
+    assert (out >= ramp).all() and (np.diff(row) >= 0).all()
+    assert (row == 255).sum() > (ramp[0, :, 0] == 255).sum()  # a flat white run appears
+    photo = np.stack([100 + 60 * np.sin(np.arange(160) / 9)[None, :].repeat(160, 0)] * 3, -1).astype(np.uint8)
+    for seed in range(4):
+        _, t = damaged_crop(photo, np.random.default_rng(seed), 96, clean_share=1.0, blown=1.0)
+        assert not t.any()
 
 
 def test_detect_dispatches_and_rejects_unknown(monkeypatch, random_detector):

@@ -12,7 +12,8 @@ evaluate`` scores against. They train on crops of the training photos only, with
 ``inpaint.data.archive_look`` (grey/sepia, fading, grain, JPEG) applied before the damage and,
 on half of the damaged crops, a second light grain after it (a scan's grain lies over a print's
 scratches too). ``--clumped-grain SHARE`` also gives that share of all crops, clean or damaged,
-``clumped_grain`` last (a session-10 trial, not in the shipped detector: docs/quality.md).
+``clumped_grain`` last, and ``--blown SHARE`` over-exposes that share of photos before the damage
+(``blown_out``; session-10 trials, not in the shipped detector: docs/quality.md).
 Damage is drawn on the whole photo, then cropped, so its size follows the photo's as
 ``restore evaluate`` draws it; 35 % of the photos stay clean. Sources are drawn evenly, faces
 at ``FACE_SHARE`` (they are two thirds of the files; scans hold streets, gravel, fabric and
@@ -25,6 +26,7 @@ quantization), about twice as fast on the CPU.
 
 Usage: python -m archive_restore.masks.net train RUN [--minutes 120] [--size 128] [--batch 16] [--data DIR] [--lr 1e-3]
                                                    [--arch unet|s2d|unet_ctx] [--cosine] [--init-from CKPT] [--clumped-grain 0.25]
+                                                   [--blown 0.15]
                                                    (unet_ctx: the shipped detector_v4; unet: its start, detector_v2)
        python -m archive_restore.masks.net export RUN/last.pt OUT.onnx [--int8]
 """
@@ -219,15 +221,18 @@ class Probabilities(nn.Module):
 
 
 def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_share: float = 0.35,
-                 clumped: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                 clumped: float = 0.0, blown: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One training pair from a (H,W,3) uint8 photo: (size,size,3) uint8 and (4,size,size) bool
     targets (``CHANNELS`` order). The photo may be enlarged up to 2x first (scale variety: scans
     are softer per pixel than the training photos, while damage stays sharp). ``clumped``: the
-    share of crops, clean or damaged, given ``clumped_grain`` last (0 for the shipped detectors)."""
+    share of crops, clean or damaged, given ``clumped_grain`` last; ``blown``: the share of photos
+    over-exposed (``blown_out``) before the damage (both 0 for the shipped detectors)."""
     if rng.random() < 0.35:
         f = rng.uniform(1.0, 2.0)
         img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
     img = archive_look(np.ascontiguousarray(img), rng, 0.6)
+    if blown and rng.random() < blown:
+        img = blown_out(img, rng)
     h, w = img.shape[:2]
     target = np.zeros((len(CHANNELS), h, w), bool)
     if rng.random() >= clean_share:
@@ -246,6 +251,13 @@ def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_sha
     return np.ascontiguousarray(img[y:y + size, x:x + size]), target[:, y:y + size, x:x + size]
 
 
+def blown_out(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(H,W,3) uint8 -> the same over-exposed (gain 1.2-1.8 on all channels, clipped at 255): the
+    flat, grain-free whites of blown skies, white clothes and walls that real scans have and that
+    are not damage."""
+    return np.clip(img.astype(np.float32) * rng.uniform(1.2, 1.8) + 0.5, 0, 255).astype(np.uint8)
+
+
 def clumped_grain(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """(H,W,3) uint8 -> the same with a scan's clumped silver grain over everything (damage
     included): white noise blurred to 1-3 px clumps, then scaled to a std of 2-7 grey levels, so
@@ -259,8 +271,8 @@ class Crops(torch.utils.data.IterableDataset):
     """Endless (image (3,S,S) float [0,1], target (4,S,S) {0,1}) pairs; the stream is a function
     of (seed, worker): a run seeds it with its starting step, so a resumed run draws new crops."""
 
-    def __init__(self, files: list[Path], size: int, seed: int, clumped: float = 0.0):
-        self.size, self.seed, self.clumped = size, seed, clumped
+    def __init__(self, files: list[Path], size: int, seed: int, clumped: float = 0.0, blown: float = 0.0):
+        self.size, self.seed, self.clumped, self.blown = size, seed, clumped, blown
         groups: dict[str, list[Path]] = {}
         for f in files:
             groups.setdefault(f.parent.name, []).append(f)
@@ -281,19 +293,21 @@ class Crops(torch.utils.data.IterableDataset):
                 continue
             if min(img.shape[:2]) < self.size:
                 continue
-            im, t = damaged_crop(img, rng, self.size, clumped=self.clumped)
+            im, t = damaged_crop(img, rng, self.size, clumped=self.clumped, blown=self.blown)
             yield (torch.from_numpy(im.transpose(2, 0, 1).copy()).float() / 255, torch.from_numpy(t.astype(np.float32)))
 
 
 def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Path = TRAIN_ROOT, lr: float = 1e-3,
-          arch: str = "unet", cosine: bool = False, init_from: Path | None = None, clumped: float = 0.0) -> None:
+          arch: str = "unet", cosine: bool = False, init_from: Path | None = None, clumped: float = 0.0,
+          blown: float = 0.0) -> None:
     """Train (or resume) RUN/last.pt for ``minutes`` of wall time; checkpoints every 250 steps.
     ``lr`` also replaces a resumed optimizer's rate (to anneal a continued run); ``cosine``
     lowers it along a half cosine over the ``minutes`` to 5 % of ``lr``. A resumed run keeps the
     checkpoint's architecture. ``init_from``: a new run (no RUN/last.pt yet) starts from that
     checkpoint's weights where names and shapes match (e.g. unet_ctx from a v2 checkpoint: the
     new context branch starts at zero), a fresh optimizer, and the checkpoint's step count.
-    ``clumped``: share of crops given ``clumped_grain`` (a session-10 trial; 0 = the shipped recipe)."""
+    ``clumped``, ``blown``: shares of crops given ``clumped_grain`` / ``blown_out`` (session-10
+    trials; 0 = the shipped recipe)."""
     torch.set_num_threads(2)
     run.mkdir(parents=True, exist_ok=True)
     files = training_files(root)
@@ -324,7 +338,7 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
         print(f"initialised {len(taken)}/{len(own)} tensors from {init_from} (step {step}); new: "
               + (", ".join(sorted({k.split('.')[0] for k in own if k not in taken})) or "none"), flush=True)
     print(f"arch {arch}, {sum(p.numel() for p in net.parameters()) / 1e6:.3f} M parameters, from step {step}", flush=True)
-    loader = torch.utils.data.DataLoader(Crops(files, size, step, clumped), batch_size=batch, num_workers=1)
+    loader = torch.utils.data.DataLoader(Crops(files, size, step, clumped, blown), batch_size=batch, num_workers=1)
     t0 = last = time.monotonic()
     ema = None
     for x, y in loader:
@@ -445,11 +459,12 @@ def export(ckpt: Path, out: Path, int8: bool = False, int8_files: list[Path] | N
 
 
 def main(argv: list[str]) -> None:
-    opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch", "--data", "--lr", "--arch", "--init-from", "--clumped-grain") if k in argv}
+    opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch", "--data", "--lr", "--arch", "--init-from", "--clumped-grain", "--blown") if k in argv}
     if argv and argv[0] == "train":
         train(Path(argv[1]), float(opt.get("--minutes", 120)), int(opt.get("--size", 128)), int(opt.get("--batch", 16)),
               Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 1e-3)), opt.get("--arch", "unet"), "--cosine" in argv,
-              Path(opt["--init-from"]) if "--init-from" in opt else None, float(opt.get("--clumped-grain", 0.0)))
+              Path(opt["--init-from"]) if "--init-from" in opt else None, float(opt.get("--clumped-grain", 0.0)),
+              float(opt.get("--blown", 0.0)))
     elif argv and argv[0] == "export":
         export(Path(argv[1]), Path(argv[2]), "--int8" in argv)
     else:
