@@ -337,7 +337,11 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
         step = int(src.get("step", 0)) if "net" in src else 0
         print(f"initialised {len(taken)}/{len(own)} tensors from {init_from} (step {step}); new: "
               + (", ".join(sorted({k.split('.')[0] for k in own if k not in taken})) or "none"), flush=True)
-    print(f"arch {arch}, {sum(p.numel() for p in net.parameters()) / 1e6:.3f} M parameters, from step {step}", flush=True)
+    if state and (float(state.get("clumped", 0.0)), float(state.get("blown", 0.0))) != (clumped, blown):
+        print(f"note: {ck} was trained with --clumped-grain {state.get('clumped', 0.0)} --blown {state.get('blown', 0.0)};"
+              f" this run uses {clumped} and {blown}", flush=True)
+    print(f"arch {arch}, {sum(p.numel() for p in net.parameters()) / 1e6:.3f} M parameters, from step {step},"
+          f" clumped grain {clumped}, blown {blown}", flush=True)
     loader = torch.utils.data.DataLoader(Crops(files, size, step, clumped, blown), batch_size=batch, num_workers=1)
     t0 = last = time.monotonic()
     ema = None
@@ -354,7 +358,8 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         done = time.monotonic() - t0 > minutes * 60
         if step % 250 == 0 or done:
-            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "arch": arch}, run / "tmp.pt")
+            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "arch": arch,
+                        "clumped": clumped, "blown": blown}, run / "tmp.pt")
             (run / "tmp.pt").replace(ck)
         if time.monotonic() - last > 60 or done:
             last = time.monotonic()
