@@ -1,10 +1,12 @@
 """Contact sheet of auto masks on real old photos: input | mask overlay (red) | restored, per row.
 
 Usage: python scripts/real_sheet.py OUT.png [--sensitivity medium] [--detector rules|learned|both]
-                                    [--model M.onnx] [--width W] PHOTO...
+                                    [--model M.onnx] [--width W] [--graphs A.onnx B.onnx ...] PHOTO...
 The restored column fills the auto mask with the default ONNX model (CPU), as `restore folder
 --auto-mask` would. --detector both shows input | rules (red) | learned (red) | restored with
 the learned mask. --width shrinks each panel to at most W px wide (the masks are made at full size).
+--graphs compares learned detector graphs instead (each with its own sidecar thresholds): input |
+one mask per graph | restored with the last graph's mask.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from PIL import Image
 from archive_restore.config import MaskConfig
 from archive_restore.evaluate import fill_hole
 from archive_restore.masks import detect
+from archive_restore.masks.combine import unite
+from archive_restore.masks.learned import detect_kinds_learned
 from archive_restore.masks.batch import read_rgb
 from archive_restore.runtime.session import InpaintSession, default_model_path
 
@@ -30,15 +34,20 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--detector", choices=("rules", "learned", "both"), default="rules")
     ap.add_argument("--width", type=int, default=0)
+    ap.add_argument("--graphs", type=Path, nargs="+", default=[])
     args = ap.parse_args()
     sess = InpaintSession(args.model or Path(default_model_path()), device="cpu")
     rows = []
     for p in args.photos:
         im = read_rgb(p)
-        names = ["rules", "learned"] if args.detector == "both" else [args.detector]
+        names = args.graphs or (["rules", "learned"] if args.detector == "both" else [args.detector])
         panels = [im]
         for name in names:
-            m = detect(im, MaskConfig(sensitivity=args.sensitivity, detector=name)).mask
+            cfg = MaskConfig(sensitivity=args.sensitivity, detector="learned" if args.graphs else name)
+            if args.graphs:  # the same union and growth as detect(), from the given graph
+                m = unite(detect_kinds_learned(im, cfg.sensitivity, cfg.kinds, name), im.shape[:2], cfg.dilate)
+            else:
+                m = detect(im, cfg).mask
             over = im.copy()
             over[m] = (255, 0, 0)
             panels.append(over)

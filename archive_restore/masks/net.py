@@ -231,7 +231,7 @@ def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_sha
         f = rng.uniform(1.0, 2.0)
         img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
     img = archive_look(np.ascontiguousarray(img), rng, 0.6)
-    if blown and rng.random() < blown:
+    if blown and rng.random() < blown:  # (as for clumped below)
         img = blown_out(img, rng)
     h, w = img.shape[:2]
     target = np.zeros((len(CHANNELS), h, w), bool)
@@ -243,12 +243,16 @@ def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_sha
                 if k in d.kind_masks:
                     target[c] |= d.kind_masks[k]
         if rng.random() < 0.5:  # grain over the damage as well
-            g = rng.normal(0.0, rng.uniform(1.0, 4.0), (h, w)).astype(np.float32)
-            img = np.clip(img.astype(np.float32) + g[..., None] + 0.5, 0, 255).astype(np.uint8)
-    if clumped and rng.random() < clumped:
+            img = _add_grey(img, rng.normal(0.0, rng.uniform(1.0, 4.0), (h, w)).astype(np.float32))
+    if clumped and rng.random() < clumped:  # at 0 no number is drawn: the shipped recipe's stream stays as it was
         img = clumped_grain(img, rng)
     y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
     return np.ascontiguousarray(img[y:y + size, x:x + size]), target[:, y:y + size, x:x + size]
+
+
+def _add_grey(img: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """(H,W,3) uint8 plus an (H,W) float32 field on every channel, rounded and clipped to uint8."""
+    return np.clip(img.astype(np.float32) + g[..., None] + 0.5, 0, 255).astype(np.uint8)
 
 
 def blown_out(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -264,7 +268,7 @@ def clumped_grain(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     speckled skies and walls carry many small bright and dark specks that are not dust."""
     g = cv2.GaussianBlur(rng.normal(0.0, 1.0, img.shape[:2]).astype(np.float32), (0, 0), rng.uniform(0.6, 1.4))
     g *= rng.uniform(2.0, 7.0) / max(float(g.std()), 1e-6)
-    return np.clip(img.astype(np.float32) + g[..., None] + 0.5, 0, 255).astype(np.uint8)
+    return _add_grey(img, g)
 
 
 class Crops(torch.utils.data.IterableDataset):
