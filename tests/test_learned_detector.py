@@ -336,3 +336,34 @@ def test_calibration_draws(tmp_path):
     assert set(strat) | set(plain) | harness <= netmod.held_out_files(tmp_path)
     with pytest.raises(ValueError, match="unknown calibration draw"):
         netmod.calibration_files(tmp_path, draw="faces")
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_exported_form_computes_the_net(arch):
+    """``Probabilities`` (what is exported) rewrites the U-Nets' decoder convolutions as split
+    convolutions; it must still compute sigmoid(net(x)) for every architecture, any size."""
+    from archive_restore.masks.net import Probabilities
+
+    torch.manual_seed(1)
+    net = ARCHS[arch]().eval()
+    if arch == "unet_ctx":
+        torch.nn.init.normal_(net.c4_out.weight, std=0.2)
+    m = net.multiple
+    x = torch.rand(1, 3, 6 * m if m > 4 else 40, 9 * m if m > 4 else 52)
+    with torch.no_grad():
+        assert torch.allclose(Probabilities(net)(x), torch.sigmoid(net(x)), atol=1e-5)
+
+
+def test_focal_loss_is_bce_at_zero_and_weights_the_hard_pixels():
+    """gamma 0 is plain BCE; with gamma 2 a confident right answer costs almost nothing while a
+    confident wrong one keeps most of its BCE."""
+    import torch.nn.functional as F
+
+    from archive_restore.masks.net import focal_bce
+
+    torch.manual_seed(2)
+    logits, target = torch.randn(2, 4, 8, 8), (torch.rand(2, 4, 8, 8) > 0.8).float()
+    assert torch.allclose(focal_bce(logits, target, 0.0), F.binary_cross_entropy_with_logits(logits, target))
+    easy, hard, one = torch.full((1, 1, 1, 1), -6.0), torch.full((1, 1, 1, 1), 6.0), torch.zeros(1, 1, 1, 1)
+    assert focal_bce(easy, one, 2.0) < 1e-4 * F.binary_cross_entropy_with_logits(easy, one)  # clean pixel called clean
+    assert focal_bce(hard, one, 2.0) > 0.99 * F.binary_cross_entropy_with_logits(hard, one)  # clean pixel called damage
