@@ -338,22 +338,6 @@ def test_calibration_draws(tmp_path):
         netmod.calibration_files(tmp_path, draw="faces")
 
 
-@pytest.mark.parametrize("arch", sorted(ARCHS))
-def test_exported_form_computes_the_net(arch):
-    """``Probabilities`` (what is exported) rewrites the U-Nets' decoder convolutions as split
-    convolutions; it must still compute sigmoid(net(x)) for every architecture, any size."""
-    from archive_restore.masks.net import Probabilities
-
-    torch.manual_seed(1)
-    net = ARCHS[arch]().eval()
-    if arch == "unet_ctx":
-        torch.nn.init.normal_(net.c4_out.weight, std=0.2)
-    m = net.multiple
-    x = torch.rand(1, 3, 6 * m if m > 4 else 40, 9 * m if m > 4 else 52)
-    with torch.no_grad():
-        assert torch.allclose(Probabilities(net)(x), torch.sigmoid(net(x)), atol=1e-5)
-
-
 def test_focal_loss_is_bce_at_zero_and_weights_the_hard_pixels():
     """gamma 0 is plain BCE; with gamma 2 a confident right answer costs almost nothing while a
     confident wrong one keeps most of its BCE."""
