@@ -14,7 +14,8 @@ on half of the damaged crops, a second light grain after it (a scan's grain lies
 scratches too). ``--clumped-grain SHARE`` also gives that share of all crops, clean or damaged,
 ``clumped_grain`` last, and ``--blown SHARE`` over-exposes that share of photos before the damage
 (``blown_out``; session-10 trials, not in the shipped detector: docs/quality.md). ``--focal GAMMA``
-trains with the focal loss (``focal_bce``) instead of plain per-pixel BCE (session-11 trial).
+trains with the focal loss (``focal_bce``) instead of plain per-pixel BCE (session-11 trial: worse
+on every kind than its BCE pair, docs/quality.md).
 Damage is drawn on the whole photo, then cropped, so its size follows the photo's as
 ``restore evaluate`` draws it; 35 % of the photos stay clean. Sources are drawn evenly, faces
 at ``FACE_SHARE`` (they are two thirds of the files; scans hold streets, gravel, fabric and
