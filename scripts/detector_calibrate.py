@@ -38,13 +38,19 @@ from archive_restore.evaluate import tolerant_scores
 from archive_restore.inpaint.data import archive_look, read_rgb
 from archive_restore.masks import detect
 from archive_restore.masks.combine import unite
-from archive_restore.masks.learned import CHANNELS, hysteresis, probabilities
+from archive_restore.masks.learned import CHANNELS, detect_kinds_learned, hysteresis, probabilities
 from archive_restore.masks.net import calibration_files
 
 BUDGETS = {"low": (0.0002, 0.005), "medium": (0.0005, 0.01), "high": (0.002, 0.03)}
 JUMP = 3  # a move may loosen one channel by up to this many steps (a flat step does not block)
 LADDER = [(0.999, 0.999), (0.995, 0.995), (0.99, 0.99), (0.98, 0.95), (0.98, 0.9), (0.95, 0.9), (0.95, 0.8), (0.9, 0.8), (0.9, 0.7), (0.85, 0.6),
           (0.8, 0.6), (0.8, 0.5), (0.7, 0.5), (0.7, 0.4), (0.6, 0.4), (0.6, 0.3), (0.5, 0.3), (0.5, 0.2)]
+
+
+def graph_mask(image: np.ndarray, sensitivity: str, graph: Path) -> np.ndarray:
+    """(H,W) bool: the mask ``restore`` makes of a (H,W,3) uint8 RGB image with the detector
+    graph ``graph`` (its sidecar's thresholds), the kinds united and grown as ``masks.detect`` does."""
+    return unite(detect_kinds_learned(image, sensitivity, KINDS, graph), image.shape[:2], MaskConfig().dilate)
 
 
 class Case:

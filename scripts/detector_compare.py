@@ -17,15 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from archive_restore.config import MaskConfig
 from archive_restore.damage import KINDS, synthesize
 from archive_restore.inpaint.data import archive_look, read_rgb
-from archive_restore.masks.combine import unite
-from archive_restore.masks.learned import detect_kinds_learned
 from archive_restore.masks.net import calibration_files
 
 sys.path.insert(0, str(Path(__file__).parent))
-from detector_calibrate import score  # noqa: E402
+from detector_calibrate import graph_mask, score  # noqa: E402
 
 
 def main(argv: list[str]) -> None:
@@ -35,7 +32,6 @@ def main(argv: list[str]) -> None:
     opt = {k: argv[argv.index(k) + 1] for k in ("--sensitivity", "--draw", "--n") if k in argv}
     sens, which, n = opt.get("--sensitivity", "medium"), opt.get("--draw", "plain-balanced"), int(opt.get("--n", 400))
     files = calibration_files(draw=which)[:n]
-    dilate = MaskConfig().dilate
     rows = {g: {"faces": ([], []), "others": ([], [])} for g in graphs}
     for i, f in enumerate(files):
         img = read_rgb(f)
@@ -46,7 +42,7 @@ def main(argv: list[str]) -> None:
         group = "faces" if f.parent.name == "utkface" else "others"
         for g in graphs:
             def mask(im):
-                return unite(detect_kinds_learned(im, sens, KINDS, g), im.shape[:2], dilate)
+                return graph_mask(im, sens, g)
             clean, damaged = rows[g][group]
             clean += [mask(img), mask(looked)]
             damaged.append((mask(d.damaged), d.mask, kind))

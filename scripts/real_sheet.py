@@ -12,6 +12,7 @@ one mask per graph | restored with the last graph's mask.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,11 @@ from PIL import Image
 from archive_restore.config import MaskConfig
 from archive_restore.evaluate import fill_hole
 from archive_restore.masks import detect
-from archive_restore.masks.combine import unite
-from archive_restore.masks.learned import detect_kinds_learned
 from archive_restore.masks.batch import read_rgb
 from archive_restore.runtime.session import InpaintSession, default_model_path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from detector_calibrate import graph_mask  # noqa: E402
 
 
 def main() -> None:
@@ -43,11 +45,10 @@ def main() -> None:
         names = args.graphs or (["rules", "learned"] if args.detector == "both" else [args.detector])
         panels = [im]
         for name in names:
-            cfg = MaskConfig(sensitivity=args.sensitivity, detector="learned" if args.graphs else name)
-            if args.graphs:  # the same union and growth as detect(), from the given graph
-                m = unite(detect_kinds_learned(im, cfg.sensitivity, cfg.kinds, name), im.shape[:2], cfg.dilate)
+            if args.graphs:
+                m = graph_mask(im, args.sensitivity, name)
             else:
-                m = detect(im, cfg).mask
+                m = detect(im, MaskConfig(sensitivity=args.sensitivity, detector=name)).mask
             over = im.copy()
             over[m] = (255, 0, 0)
             panels.append(over)

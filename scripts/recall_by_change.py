@@ -17,15 +17,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from archive_restore.config import MaskConfig
-from archive_restore.damage import KINDS, synthesize
+from archive_restore.damage import synthesize
+from archive_restore.evaluate import TOLERANCE, _grow
 from archive_restore.inpaint.data import archive_look, read_rgb
-from archive_restore.masks.combine import unite
-from archive_restore.masks.learned import detect_kinds_learned
 from archive_restore.masks.net import calibration_files
+
+sys.path.insert(0, str(Path(__file__).parent))
+from detector_calibrate import graph_mask  # noqa: E402
 
 BINS = (2, 8, 16, 32, 64, 256)  # change in grey levels: (2, 8], (8, 16], ... (64, 255]
 
@@ -37,7 +37,6 @@ def main(argv: list[str]) -> None:
     opt = {k: argv[argv.index(k) + 1] for k in ("--sensitivity", "--n") if k in argv}
     sens, n = opt.get("--sensitivity", "medium"), int(opt.get("--n", 200))
     files = calibration_files(draw="plain-balanced")[:n]
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))  # 2 px tolerance
     nb = len(BINS) - 1
     total = {k: np.zeros(nb) for k in ("scratches", "cracks")}
     found = {g: {k: np.zeros(nb) for k in total} for g in graphs}
@@ -50,8 +49,7 @@ def main(argv: list[str]) -> None:
         b = np.clip(np.digitize(change, BINS, right=True) - 1, 0, nb - 1)  # (lo, hi]
         total[kind] += np.bincount(b, minlength=nb)
         for g in graphs:
-            pred = unite(detect_kinds_learned(d.damaged, sens, KINDS, g), d.mask.shape, MaskConfig().dilate)
-            near = cv2.dilate(pred.astype(np.uint8), disc)[d.mask] > 0
+            near = _grow(graph_mask(d.damaged, sens, g), TOLERANCE)[d.mask]
             found[g][kind] += np.bincount(b, weights=near, minlength=nb)
     heads = " ".join(f"{f'{lo + 1}-{hi}':>8s}" for lo, hi in zip(BINS[:-1], BINS[1:]))
     print(f"{len(files)} plain-balanced photos, {sens}; ground-truth pixels by change (grey levels)")

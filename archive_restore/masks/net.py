@@ -358,10 +358,9 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
         step = int(src.get("step", 0)) if "net" in src else 0
         print(f"initialised {len(taken)}/{len(own)} tensors from {init_from} (step {step}); new: "
               + (", ".join(sorted({k.split('.')[0] for k in own if k not in taken})) or "none"), flush=True)
-    was = (float(state.get("clumped", 0.0)), float(state.get("blown", 0.0)), float(state.get("focal", 0.0))) if state else None
-    if state and was != (clumped, blown, focal):
-        print(f"note: {ck} was trained with --clumped-grain {was[0]} --blown {was[1]} --focal {was[2]};"
-              f" this run uses {clumped}, {blown} and {focal}", flush=True)
+    recipe = {"clumped": clumped, "blown": blown, "focal": focal}  # saved in checkpoints (absent: 0, v4's recipe)
+    if state and (was := {k: float(state.get(k, 0.0)) for k in recipe}) != recipe:
+        print(f"note: {ck} was trained with {was}; this run uses {recipe}", flush=True)
     print(f"arch {arch}, {sum(p.numel() for p in net.parameters()) / 1e6:.3f} M parameters, from step {step},"
           f" clumped grain {clumped}, blown {blown}, focal gamma {focal}", flush=True)
     loader = torch.utils.data.DataLoader(Crops(files, size, step, clumped, blown), batch_size=batch, num_workers=1)
@@ -380,8 +379,7 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         done = time.monotonic() - t0 > minutes * 60
         if step % 250 == 0 or done:
-            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "arch": arch,
-                        "clumped": clumped, "blown": blown, "focal": focal}, run / "tmp.pt")
+            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "arch": arch, **recipe}, run / "tmp.pt")
             (run / "tmp.pt").replace(ck)
         if time.monotonic() - last > 60 or done:
             last = time.monotonic()
