@@ -12,8 +12,10 @@ grain, JPEG) and once damaged (one kind per photo, in turn), through ``masks.lea
 ``restore`` runs it (ONNX Runtime, hysteresis per channel, the union grown by
 ``MaskConfig.dilate``, 2 px tolerance).
 
-Each channel steps along LADDER, (seed, grow) pairs from strict to loose. The search starts
-with every channel at the strictest pair and, greedily, loosens the one channel whose next step
+Each channel steps along LADDER, (seed, grow) pairs from strict to loose, and the scratches
+channel's line rule (``masks.learned.line_seeds`` with LINE's length, orientations and grow)
+steps along LINE_LADDER, from off to looser line means. The search starts with every channel at
+the strictest pair, the line rule off (and no looser than LINE_FLOOR), and, greedily, loosens the one channel whose next step
 (or up to JUMP steps) buys the most mean F1 (over the five kinds) per extra clean pixel flagged, as long as the clean
 photos stay within the budget (mean share of pixels flagged; share of photos over 1 %):
   low: mean <= 0.02 %, photos over 1 % <= 0.5 %
@@ -38,13 +40,20 @@ from archive_restore.evaluate import tolerant_scores
 from archive_restore.inpaint.data import archive_look, read_rgb
 from archive_restore.masks import detect
 from archive_restore.masks.combine import unite
-from archive_restore.masks.learned import CHANNELS, detect_kinds_learned, hysteresis, probabilities
+from archive_restore.masks.learned import CHANNELS, detect_kinds_learned, hysteresis, line_seeds, probabilities
 from archive_restore.masks.net import calibration_files
 
 BUDGETS = {"low": (0.0002, 0.005), "medium": (0.0005, 0.01), "high": (0.002, 0.03)}
 JUMP = 3  # a move may loosen one channel by up to this many steps (a flat step does not block)
 LADDER = [(0.999, 0.999), (0.995, 0.995), (0.99, 0.99), (0.98, 0.95), (0.98, 0.9), (0.95, 0.9), (0.95, 0.8), (0.9, 0.8), (0.9, 0.7), (0.85, 0.6),
           (0.8, 0.6), (0.8, 0.5), (0.7, 0.5), (0.7, 0.4), (0.6, 0.4), (0.6, 0.3), (0.5, 0.3), (0.5, 0.2)]
+
+LINE = {"length": 61, "orients": 24, "grow": 0.6}  # chosen with scripts/line_seed_probe.py (session 12)
+LINE_LADDER = [None, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7]  # the line rule's mean; None: off
+# The loosest line mean each sensitivity may take. The synthetic clean photos hardly price the
+# rule's real failure: on real scans a mean of 0.8 flagged a ship's mast (straight,
+# thin, high-contrast scene lines) that 0.9 leaves alone (docs/quality.md, session 12).
+LINE_FLOOR = {"low": 0.95, "medium": 0.9, "high": 0.8}
 
 
 def graph_mask(image: np.ndarray, sensitivity: str, graph: Path) -> np.ndarray:
@@ -62,8 +71,16 @@ class Case:
         self.cache: dict[tuple[int, int], np.ndarray] = {}
 
     def flagged(self, c: int, step: int) -> np.ndarray:
+        """Flagged pixel indices of channel ``c`` at LADDER ``step``; ``c == len(CHANNELS)`` is
+        the scratches channel's line rule at LINE_LADDER ``step``."""
         if (c, step) not in self.cache:
-            self.cache[(c, step)] = np.flatnonzero(hysteresis(self.p[c].astype(np.float32), *LADDER[step]))
+            if c < len(CHANNELS):
+                m = hysteresis(self.p[c].astype(np.float32), *LADDER[step])
+            elif LINE_LADDER[step] is None:
+                m = np.zeros(self.shape, bool)
+            else:
+                m = line_seeds(self.p[0].astype(np.float32), LINE_LADDER[step], **LINE)
+            self.cache[(c, step)] = np.flatnonzero(m)
         return self.cache[(c, step)]
 
     def mask(self, steps: tuple[int, ...], dilate: int) -> np.ndarray:
@@ -128,17 +145,19 @@ def main(argv: list[str]) -> None:
 
     rules = score(rules_clean, rules_damaged)
     print(f"{len(files)} calibration photos (x2 clean, x1 damaged); F1 per kind, 2 px tolerance")
-    print(f"{'detector (steps: ' + '/'.join(CHANNELS) + ')':34s} clean mean  >1 %    " + " ".join(k[:9].ljust(9) for k in KINDS) + " mean")
+    print(f"{'detector (steps: ' + '/'.join(CHANNELS) + '/lines)':34s} clean mean  >1 %    " + " ".join(k[:9].ljust(9) for k in KINDS) + " mean")
     print(line("rules, medium", rules))
-    steps = tuple(0 for _ in CHANNELS)
+    steps = tuple(0 for _ in range(len(CHANNELS) + 1))
     cur = evaluate(steps)
     print(line(f"learned {steps}", cur))
     chosen = {}
     for sens, (mean_cap, over_cap) in BUDGETS.items():
         while True:
             best = None
-            for c, jump in ((c, j) for c in range(len(CHANNELS)) for j in range(1, JUMP + 1)):
-                if steps[c] + jump >= len(LADDER):
+            for c, jump in ((c, j) for c in range(len(CHANNELS) + 1) for j in range(1, JUMP + 1)):
+                if steps[c] + jump >= len(LADDER if c < len(CHANNELS) else LINE_LADDER):
+                    continue
+                if c == len(CHANNELS) and LINE_LADDER[steps[c] + jump] < LINE_FLOOR[sens]:
                     continue
                 trial = tuple(s + (jump if j == c else 0) for j, s in enumerate(steps))
                 r = evaluate(trial)
@@ -153,12 +172,15 @@ def main(argv: list[str]) -> None:
             print(line(f"learned {steps}", cur))
         if cur["clean_mean"] > mean_cap or cur["clean_over_1pct"] > over_cap:
             raise SystemExit(f"{sens}: even the strictest thresholds exceed the budget; nothing written")
-        chosen[sens] = {"thresholds": {ch: {"seed": LADDER[s][0], "grow": LADDER[s][1]} for ch, s in zip(CHANNELS, steps)}, **cur}
-        print(f"== {sens}: " + ", ".join(f"{ch} {LADDER[s][0]}/{LADDER[s][1]}" for ch, s in zip(CHANNELS, steps)))
+        chosen[sens] = {"thresholds": {ch: {"seed": LADDER[s][0], "grow": LADDER[s][1]} for ch, s in zip(CHANNELS, steps)},
+                        "line_mean": LINE_LADDER[steps[-1]], **cur}
+        print(f"== {sens}: " + ", ".join(f"{ch} {LADDER[s][0]}/{LADDER[s][1]}" for ch, s in zip(CHANNELS, steps))
+              + f", line mean {LINE_LADDER[steps[-1]]}")
     if "--write" in argv:
         side = onnx.with_suffix(".json")
         meta = json.loads(side.read_text())
         meta["thresholds"] = {s: r["thresholds"] for s, r in chosen.items()}
+        meta["lines"] = {**LINE, "mean": {s: r["line_mean"] for s, r in chosen.items()}}
         meta["calibration"] = {"photos": len(files), "files": f"archive_restore.masks.net.calibration_files(draw={draw!r})",
                                "budgets": {s: {"clean_mean": a, "clean_over_1pct": b} for s, (a, b) in BUDGETS.items()},
                                "chosen": chosen, "rules_medium": rules,

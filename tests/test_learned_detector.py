@@ -102,6 +102,60 @@ def test_hysteresis_keeps_weak_regions_joined_to_a_strong_pixel():
     assert np.array_equal(learned.hysteresis(p, 0.9, 0.9), p > 0.9)
 
 
+def test_line_seeds_find_long_faint_lines_and_not_short_bright_pieces():
+    """A long line scored 0.85 throughout (2 px wide, as the network's maps are) is found on
+    both sides of a gap, a short one at 0.95 and a broad 0.85 blob are not; the grown region
+    follows p > grow only."""
+    p = np.zeros((120, 160), np.float32)
+    yy = np.arange(10, 110)
+    xs = np.rint(20 + 0.4 * (yy - 10)).astype(int)  # a slanted line, between two orientations
+    p[yy, xs] = p[yy, xs + 1] = 0.85
+    p[yy[40:44], xs[40:44]] = p[yy[40:44], xs[40:44] + 1] = 0.2  # a gap the region does not grow across
+    p[yy, xs + 2] = 0.4  # its faint flank, above grow
+    p[50, 100:120] = 0.95  # a short bright edge (20 px)
+    p[80:100, 120:140] = 0.85  # a blob: long in no direction
+    m = learned.line_seeds(p, mean=0.8, grow=0.3, length=61, orients=24)
+    assert m[yy[:40], xs[:40]].all() and m[yy[44:], xs[44:]].all() and m[yy, xs + 2].all()
+    assert not m[yy[40:44], xs[40:44]].any() and not m[50, 100:120].any() and not m[80:100, 120:140].any()
+    assert m.sum() == 3 * 100 - 8
+    assert not learned.line_seeds(p, mean=0.9, grow=0.3, length=61, orients=24).any()
+    assert not learned.line_seeds(np.zeros((30, 30), np.float32), 0.8, 0.3, 61, 24).any()
+    # the means are plain averages along straight taps, mirrored at the border
+    offs = learned.line_offsets(5, 4)
+    assert offs.shape == (4, 5, 2) and offs[0, :, 0].tolist() == [0] * 5 and offs[2, :, 1].tolist() == [0] * 5
+    q = np.arange(49, dtype=np.float32).reshape(7, 7)
+    assert learned.line_means(q, np.array([3]), np.array([3]), offs[:1])[0] == pytest.approx(q[3].mean())
+
+
+def test_line_rule_is_read_from_the_sidecar(tmp_path, random_detector):
+    """Absent: off; per sensitivity; checked; and detect_kinds_learned adds its regions."""
+    own = tmp_path / "lines.onnx"
+    own.write_bytes(random_detector.read_bytes())
+    meta = json.loads(random_detector.with_suffix(".json").read_text())
+    own.with_suffix(".json").write_text(json.dumps(meta))
+    learned._sessions.clear()
+    assert learned.line_rule("medium", own) is None
+    im = np.random.default_rng(1).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    p = learned.probabilities(im, own)[0]
+    before = learned.detect_kinds_learned(im, "medium", ("scratches",), own)["scratches"]
+    mean, grow = float(np.quantile(p, 0.7)), float(np.quantile(p, 0.3))
+    assert not before.all() and 0 < grow < mean < 1
+    meta["lines"] = {"length": 9, "orients": 8, "grow": grow, "mean": {"low": None, "medium": mean}}
+    own.with_suffix(".json").write_text(json.dumps(meta))
+    learned._sessions.clear()
+    assert learned.line_rule("low", own) is None and learned.line_rule("high", own) is None
+    assert learned.line_rule("medium", own) == {"mean": mean, "grow": grow, "length": 9, "orients": 8}
+    after = learned.detect_kinds_learned(im, "medium", ("cracks",), own)["scratches"]
+    extra = learned.line_seeds(p, mean, grow, 9, 8)
+    assert (extra & ~before).any() and np.array_equal(after, before | extra)
+    meta["lines"]["grow"] = 0.7
+    own.with_suffix(".json").write_text(json.dumps(meta))
+    learned._sessions.clear()
+    with pytest.raises(ValueError, match="bad line rule"):
+        learned.line_rule("medium", own)
+    learned._sessions.clear()
+
+
 def test_missing_or_uncalibrated_detector_fails_clearly(tmp_path, random_detector):
     with pytest.raises(FileNotFoundError, match="learned detector not found"):
         learned.probabilities(np.zeros((8, 8, 3), np.uint8), tmp_path / "none.onnx")

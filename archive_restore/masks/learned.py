@@ -8,6 +8,13 @@ faint stretch of a scratch joins its strong core while isolated weak responses s
 pairs for each sensitivity are read from the graph's JSON sidecar
 (``{"channels": [...], "thresholds": {"medium": {"scratches": {"seed": s, "grow": g}, ...}}}``),
 where they were chosen on held-out training photos (``scripts/detector_calibrate.py``).
+
+The scratches channel has a second way in (``line_seeds``), for long thin damage the network
+scores only moderately along its whole length: where the sidecar has
+``{"lines": {"length": L, "orients": n, "grow": g, "mean": {"medium": t, ...}}}``, a pixel with
+``p > t`` whose mean probability along some straight L-px segment through it (n orientations)
+is above t seeds the region of ``p > g`` around it. Evidence is integrated along the line, so
+a faint scratch that is long is found while a short bright edge is not.
 """
 
 from __future__ import annotations
@@ -134,6 +141,76 @@ def hysteresis(p: np.ndarray, seed: float, grow: float) -> np.ndarray:
     return keep[labels]
 
 
+def line_offsets(length: int, orients: int) -> np.ndarray:
+    """(orients, length, 2) int64 (dy, dx): the taps of centred
+    straight segments of ``length`` px (unit spacing), one per orientation in [0, pi)."""
+    i = np.arange(length) - (length - 1) / 2
+    a = np.arange(orients) * np.pi / orients
+    return np.stack([np.rint(np.sin(a)[:, None] * i), np.rint(np.cos(a)[:, None] * i)], -1).astype(np.int64)
+
+
+def line_means(p: np.ndarray, ys: np.ndarray, xs: np.ndarray, offs: np.ndarray, padded: np.ndarray | None = None) -> np.ndarray:
+    """p: (H,W) float32; ys, xs: (K,) pixel coordinates -> (K,) float32: at each pixel, the
+    largest mean of p along the segments ``offs`` (``line_offsets``) centred on it (the map is
+    mirrored at its borders; ``padded``: that mirrored map, when the caller already has it).
+    Costs orients x length gathers of K values."""
+    r = int(np.abs(offs).max())
+    q = np.pad(p, r, mode="reflect") if padded is None else padded
+    w = q.shape[1]
+    flat = q.ravel()
+    base = (ys + r) * w + (xs + r)
+    best = np.zeros(len(ys), np.float32)
+    for o in offs:
+        acc = np.zeros(len(ys), np.float32)
+        for d in o[:, 0] * w + o[:, 1]:
+            acc += flat[base + d]
+        np.maximum(best, acc / np.float32(len(o)), out=best)
+    return best
+
+
+def line_seeds(p: np.ndarray, mean: float, grow: float, length: int, orients: int) -> np.ndarray:
+    """p: (H,W) float32 probabilities -> (H,W) bool: the 8-connected regions of ``p > grow``
+    holding a pixel with ``p > mean`` whose mean along some ``length``-px segment through it
+    (``orients`` orientations) exceeds ``mean``.
+
+    One such pixel is enough for a region, so the means are taken lazily: first at every 64th
+    candidate pixel, then at the rest only in regions still without a seed (the answer is the
+    same as taking them everywhere; a long scratch is mostly settled in the first pass)."""
+    ys, xs = np.nonzero(p > mean)
+    out = np.zeros(p.shape, bool)
+    if not len(ys):
+        return out
+    n, labels = cv2.connectedComponents((p > grow).astype(np.uint8), connectivity=8)
+    lab = labels[ys, xs]
+    keep = np.zeros(n, bool)
+    offs = line_offsets(length, orients)
+    padded = np.pad(p, int(np.abs(offs).max()), mode="reflect")
+    first = np.zeros(len(ys), bool)
+    first[::64] = True
+    for pick in (first, ~first):
+        pick &= ~keep[lab]
+        if pick.any():
+            hit = line_means(p, ys[pick], xs[pick], offs, padded) > mean
+            keep[lab[pick][hit]] = True
+    keep[0] = False
+    return keep[labels]
+
+
+def line_rule(sensitivity: str, path: Path | None = None) -> dict | None:
+    """The sidecar's line rule at ``sensitivity`` as ``line_seeds`` keywords (mean, grow,
+    length, orients), or None where the sidecar has none (or none at this sensitivity)."""
+    p = path or default_detector_path()
+    _, meta = _session(p)
+    rule = meta.get("lines")
+    if not rule or rule.get("mean", {}).get(sensitivity) is None:
+        return None
+    out = {"mean": float(rule["mean"][sensitivity]), "grow": float(rule["grow"]),
+           "length": int(rule["length"]), "orients": int(rule["orients"])}
+    if not (0 < out["grow"] < out["mean"] < 1 and out["length"] >= 3 and out["orients"] >= 1):
+        raise ValueError(f"{Path(p).with_suffix('.json')}: bad line rule {rule}")
+    return out
+
+
 def detector_id(path: Path | None = None) -> str:
     """sha256 of the ONNX graph and its sidecar (thresholds included): a manifest records it, so
     a rerun with another detector redoes the masks. Raises FileNotFoundError when missing."""
@@ -157,4 +234,8 @@ def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, 
         raise ValueError(f"unknown mask kinds {sorted(unknown)}; choose from {CHANNELS}")
     pairs = threshold(sensitivity, path)
     p = probabilities(image, path)
-    return {k: hysteresis(p[c], *pairs[k]) for c, k in enumerate(CHANNELS) if k in wanted}
+    out = {k: hysteresis(p[c], *pairs[k]) for c, k in enumerate(CHANNELS) if k in wanted}
+    rule = line_rule(sensitivity, path)
+    if rule and "scratches" in out:
+        out["scratches"] |= line_seeds(p[0], **rule)
+    return out
