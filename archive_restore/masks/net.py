@@ -12,10 +12,12 @@ evaluate`` scores against. They train on crops of the training photos only, with
 ``inpaint.data.archive_look`` (grey/sepia, fading, grain, JPEG) applied before the damage and,
 on half of the damaged crops, a second light grain after it (a scan's grain lies over a print's
 scratches too). ``--clumped-grain SHARE`` also gives that share of all crops, clean or damaged,
-``clumped_grain`` last, and ``--blown SHARE`` over-exposes that share of photos before the damage
-(``blown_out``; session-10 trials, not in the shipped detector: docs/quality.md). ``--focal GAMMA``
-trains with the focal loss (``focal_bce``) instead of plain per-pixel BCE (session-11 trial: worse
-on every kind than its BCE pair, docs/quality.md).
+``clumped_grain`` last, and ``--blown-bright SHARE`` over-exposes only the highlights of that
+share of photos before the damage (``blown_bright``); both are in the shipped detector_v7's
+recipe (models/detector_v7.md). ``--blown SHARE`` over-exposes whole photos (``blown_out``;
+session-10 trial: it taught the network that warm brick is a blotch) and ``--focal GAMMA`` trains
+with the focal loss (``focal_bce``) instead of plain per-pixel BCE (session-11 trial: worse on
+every kind than its BCE pair); neither is shipped (docs/quality.md).
 Damage is drawn on the whole photo, then cropped, so its size follows the photo's as
 ``restore evaluate`` draws it; 35 % of the photos stay clean. Sources are drawn evenly, faces
 at ``FACE_SHARE`` (they are two thirds of the files; scans hold streets, gravel, fabric and
@@ -28,8 +30,8 @@ quantization), about twice as fast on the CPU.
 
 Usage: python -m archive_restore.masks.net train RUN [--minutes 120] [--size 128] [--batch 16] [--data DIR] [--lr 1e-3]
                                                    [--arch unet|s2d|unet_ctx] [--cosine] [--init-from CKPT] [--clumped-grain 0.25]
-                                                   [--blown 0.15] [--focal 2]
-                                                   (unet_ctx: the shipped detector_v4; unet: its start, detector_v2)
+                                                   [--blown 0.15] [--blown-bright 0.2] [--focal 2]
+                                                   (unet_ctx: detector_v4 and the shipped detector_v7; unet: detector_v2)
        python -m archive_restore.masks.net export RUN/last.pt OUT.onnx [--int8]
 """
 
@@ -223,18 +225,21 @@ class Probabilities(nn.Module):
 
 
 def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_share: float = 0.35,
-                 clumped: float = 0.0, blown: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                 clumped: float = 0.0, blown: float = 0.0, bright: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One training pair from a (H,W,3) uint8 photo: (size,size,3) uint8 and (4,size,size) bool
     targets (``CHANNELS`` order). The photo may be enlarged up to 2x first (scale variety: scans
     are softer per pixel than the training photos, while damage stays sharp). ``clumped``: the
     share of crops, clean or damaged, given ``clumped_grain`` last; ``blown``: the share of photos
-    over-exposed (``blown_out``) before the damage (both 0 for the shipped detectors)."""
+    over-exposed (``blown_out``) before the damage; ``bright``: the share with only their
+    highlights over-exposed (``blown_bright``) (all 0 for the shipped detectors)."""
     if rng.random() < 0.35:
         f = rng.uniform(1.0, 2.0)
         img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
     img = archive_look(np.ascontiguousarray(img), rng, 0.6)
     if blown and rng.random() < blown:  # (as for clumped below)
         img = blown_out(img, rng)
+    if bright and rng.random() < bright:  # (as for clumped below)
+        img = blown_bright(img, rng)
     h, w = img.shape[:2]
     target = np.zeros((len(CHANNELS), h, w), bool)
     if rng.random() >= clean_share:
@@ -264,6 +269,20 @@ def blown_out(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img.astype(np.float32) * rng.uniform(1.2, 1.8) + 0.5, 0, 255).astype(np.uint8)
 
 
+def blown_bright(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(H,W,3) uint8 -> the same with only its brightest region over-exposed: the gain (1.2-1.8)
+    is weighted by a smooth ramp of the blurred luminance from its 60th to its 90th percentile
+    (at least 48 grey levels wide, so a flat grey backdrop brightens evenly instead of in blobs
+    that would look like stains), so highlights clip to flat white while mid-tones and shadows (and their texture) stay as
+    they were (``blown_out`` scales the whole photo)."""
+    lum = cv2.GaussianBlur(img.astype(np.float32).mean(axis=2), (0, 0), 6.0)
+    lo, hi = np.percentile(lum, (60, 90))
+    w = np.clip((lum - lo) / max(float(hi - lo), 48.0), 0.0, 1.0)
+    w = w * w * (3 - 2 * w)  # smoothstep
+    gain = 1.0 + (rng.uniform(1.2, 1.8) - 1.0) * w
+    return np.clip(img.astype(np.float32) * gain[..., None] + 0.5, 0, 255).astype(np.uint8)
+
+
 def clumped_grain(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """(H,W,3) uint8 -> the same with a scan's clumped silver grain over everything (damage
     included): white noise blurred to 1-3 px clumps, then scaled to a std of 2-7 grey levels, so
@@ -277,8 +296,8 @@ class Crops(torch.utils.data.IterableDataset):
     """Endless (image (3,S,S) float [0,1], target (4,S,S) {0,1}) pairs; the stream is a function
     of (seed, worker): a run seeds it with its starting step, so a resumed run draws new crops."""
 
-    def __init__(self, files: list[Path], size: int, seed: int, clumped: float = 0.0, blown: float = 0.0):
-        self.size, self.seed, self.clumped, self.blown = size, seed, clumped, blown
+    def __init__(self, files: list[Path], size: int, seed: int, clumped: float = 0.0, blown: float = 0.0, bright: float = 0.0):
+        self.size, self.seed, self.clumped, self.blown, self.bright = size, seed, clumped, blown, bright
         groups: dict[str, list[Path]] = {}
         for f in files:
             groups.setdefault(f.parent.name, []).append(f)
@@ -299,7 +318,7 @@ class Crops(torch.utils.data.IterableDataset):
                 continue
             if min(img.shape[:2]) < self.size:
                 continue
-            im, t = damaged_crop(img, rng, self.size, clumped=self.clumped, blown=self.blown)
+            im, t = damaged_crop(img, rng, self.size, clumped=self.clumped, blown=self.blown, bright=self.bright)
             yield (torch.from_numpy(im.transpose(2, 0, 1).copy()).float() / 255, torch.from_numpy(t.astype(np.float32)))
 
 
@@ -319,16 +338,17 @@ def focal_bce(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torch
 
 def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Path = TRAIN_ROOT, lr: float = 1e-3,
           arch: str = "unet", cosine: bool = False, init_from: Path | None = None, clumped: float = 0.0,
-          blown: float = 0.0, focal: float = 0.0) -> None:
+          blown: float = 0.0, focal: float = 0.0, bright: float = 0.0) -> None:
     """Train (or resume) RUN/last.pt for ``minutes`` of wall time; checkpoints every 250 steps.
     ``lr`` also replaces a resumed optimizer's rate (to anneal a continued run); ``cosine``
     lowers it along a half cosine over the ``minutes`` to 5 % of ``lr``. A resumed run keeps the
     checkpoint's architecture. ``init_from``: a new run (no RUN/last.pt yet) starts from that
     checkpoint's weights where names and shapes match (e.g. unet_ctx from a v2 checkpoint: the
     new context branch starts at zero), a fresh optimizer, and the checkpoint's step count.
-    ``clumped``, ``blown``: shares of crops given ``clumped_grain`` / ``blown_out`` (session-10
-    trials; 0 = the shipped recipe). ``focal``: the focal loss's gamma (``focal_bce``; 0 = plain
-    BCE, the shipped recipe)."""
+    ``clumped``, ``blown``, ``bright``: shares of crops given ``clumped_grain`` / ``blown_out`` /
+    ``blown_bright`` (0 = v4's recipe; detector_v7 trained with clumped 0.25 throughout its last
+    139 minutes and bright 0.2 in the final 24). ``focal``: the focal loss's gamma (``focal_bce``;
+    0 = plain BCE, the shipped recipe)."""
     torch.set_num_threads(2)
     run.mkdir(parents=True, exist_ok=True)
     files = training_files(root)
@@ -358,12 +378,12 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
         step = int(src.get("step", 0)) if "net" in src else 0
         print(f"initialised {len(taken)}/{len(own)} tensors from {init_from} (step {step}); new: "
               + (", ".join(sorted({k.split('.')[0] for k in own if k not in taken})) or "none"), flush=True)
-    recipe = {"clumped": clumped, "blown": blown, "focal": focal}  # saved in checkpoints (absent: 0, v4's recipe)
+    recipe = {"clumped": clumped, "blown": blown, "focal": focal, "bright": bright}  # saved in checkpoints (absent: 0, v4's recipe)
     if state and (was := {k: float(state.get(k, 0.0)) for k in recipe}) != recipe:
         print(f"note: {ck} was trained with {was}; this run uses {recipe}", flush=True)
     print(f"arch {arch}, {sum(p.numel() for p in net.parameters()) / 1e6:.3f} M parameters, from step {step},"
-          f" clumped grain {clumped}, blown {blown}, focal gamma {focal}", flush=True)
-    loader = torch.utils.data.DataLoader(Crops(files, size, step, clumped, blown), batch_size=batch, num_workers=1)
+          f" clumped grain {clumped}, blown {blown}, blown bright {bright}, focal gamma {focal}", flush=True)
+    loader = torch.utils.data.DataLoader(Crops(files, size, step, clumped, blown, bright), batch_size=batch, num_workers=1)
     t0 = last = time.monotonic()
     ema = None
     for x, y in loader:
@@ -484,12 +504,12 @@ def export(ckpt: Path, out: Path, int8: bool = False, int8_files: list[Path] | N
 
 
 def main(argv: list[str]) -> None:
-    opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch", "--data", "--lr", "--arch", "--init-from", "--clumped-grain", "--blown", "--focal") if k in argv}
+    opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch", "--data", "--lr", "--arch", "--init-from", "--clumped-grain", "--blown", "--focal", "--blown-bright") if k in argv}
     if argv and argv[0] == "train":
         train(Path(argv[1]), float(opt.get("--minutes", 120)), int(opt.get("--size", 128)), int(opt.get("--batch", 16)),
               Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 1e-3)), opt.get("--arch", "unet"), "--cosine" in argv,
               Path(opt["--init-from"]) if "--init-from" in opt else None, float(opt.get("--clumped-grain", 0.0)),
-              float(opt.get("--blown", 0.0)), float(opt.get("--focal", 0.0)))
+              float(opt.get("--blown", 0.0)), float(opt.get("--focal", 0.0)), float(opt.get("--blown-bright", 0.0)))
     elif argv and argv[0] == "export":
         export(Path(argv[1]), Path(argv[2]), "--int8" in argv)
     else:
