@@ -1,6 +1,6 @@
 """Choose the learned detector's low/medium/high thresholds, per channel, on held-out TRAINING photos.
 
-Usage: python scripts/detector_calibrate.py export/detector_v4_int8.onnx [--n 400] [--draw plain-balanced] [--write]
+Usage: python scripts/detector_calibrate.py export/detector_v7_int8.onnx [--n 400] [--draw plain-balanced] [--write]
 
 The photos are ``masks.net.calibration_files(draw=...)``: never trained on, never the
 validation set. "stratified" (default; detectors trained after detector_v2 hold it out) is
