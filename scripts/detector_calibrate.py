@@ -14,10 +14,11 @@ grain, JPEG) and once damaged (one kind per photo, in turn), through ``masks.lea
 
 Each channel steps along LADDER, (seed, grow) pairs from strict to loose, and the scratches
 channel's line rule (``masks.learned.line_seeds`` with LINE's length, orientations and grow)
-steps along LINE_LADDER, from off to looser line means. The search starts with every channel at
-the strictest pair, the line rule off (and no looser than LINE_FLOOR), and, greedily, loosens the one channel whose next step
-(or up to JUMP steps) buys the most mean F1 (over the five kinds) per extra clean pixel flagged, as long as the clean
-photos stay within the budget (mean share of pixels flagged; share of photos over 1 %):
+steps along LINE_LADDER, from off to looser line means, never looser than LINE_FLOOR. The
+search starts with every channel at the strictest pair and the line rule off and, greedily,
+loosens the one channel whose next step (or up to JUMP steps) buys the most mean F1 (over the
+five kinds) per extra clean pixel flagged, as long as the clean photos stay within the budget
+(mean share of pixels flagged; share of photos over 1 %):
   low: mean <= 0.02 %, photos over 1 % <= 0.5 %
   medium: mean <= 0.05 %, photos over 1 % <= 1 %   (issue 4's gate: 0.1 % and none over 1 %)
   high: mean <= 0.2 %, photos over 1 % <= 3 %
