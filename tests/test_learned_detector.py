@@ -7,6 +7,7 @@ detector finds is tested in test_masks.py beside the rules."""
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 from archive_restore.cli import app
 from archive_restore.config import MaskConfig
 from archive_restore.masks import detect, learned
-from archive_restore.masks.net import ARCHS, CHANNELS, blown_out, clumped_grain, damaged_crop, export
+from archive_restore.masks.net import ARCHS, CHANNELS, blown_bright, blown_out, clumped_grain, damaged_crop, export
 
 # context each side that makes tiles match the whole image, per architecture (about half the
 # receptive field), and one that is too small to; keyed by the sidecar's "multiple"
@@ -238,6 +239,26 @@ def test_blown_out_clips_whites_and_is_never_damage():
     photo = np.stack([100 + 60 * np.sin(np.arange(160) / 9)[None, :].repeat(160, 0)] * 3, -1).astype(np.uint8)
     for seed in range(4):
         _, t = damaged_crop(photo, np.random.default_rng(seed), 96, clean_share=1.0, blown=1.0)
+        assert not t.any()
+
+
+def test_blown_bright_clips_only_the_highlights():
+    """Highlights-only over-exposure: the dark half of a ramp is untouched, the bright end goes
+    flat at 255, order is kept, a grey backdrop with faint low-frequency shading stays nearly as it
+    was (no stain-like blobs), and a clean photo so treated carries no damage label."""
+    ramp = np.repeat(np.linspace(0, 255, 128, dtype=np.float32)[None, :, None], 3, 2).repeat(32, 0).astype(np.uint8)
+    out = blown_bright(ramp, np.random.default_rng(0))
+    row, before = out[16, :, 0].astype(int), ramp[16, :, 0].astype(int)
+    assert (out >= ramp).all() and (np.diff(row) >= 0).all()
+    assert np.array_equal(row[:64], before[:64])  # below the 60th percentile: as it was
+    assert (row == 255).sum() > (before == 255).sum()  # a flat white run appears
+    shading = cv2.resize(np.random.default_rng(1).normal(0, 3, (6, 6)).astype(np.float32), (96, 96), interpolation=cv2.INTER_CUBIC)
+    flat = np.clip(180 + shading, 0, 255)[..., None].repeat(3, 2).astype(np.uint8)
+    gain = blown_bright(flat, np.random.default_rng(2)).astype(float) - flat
+    assert gain.std() < 2.0  # a ramp as narrow as the percentiles made blobs of 0 to 67 levels here (std 24)
+    photo = np.stack([100 + 60 * np.sin(np.arange(160) / 9)[None, :].repeat(160, 0)] * 3, -1).astype(np.uint8)
+    for seed in range(4):
+        _, t = damaged_crop(photo, np.random.default_rng(seed), 96, clean_share=1.0, bright=1.0)
         assert not t.any()
 
 

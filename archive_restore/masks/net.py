@@ -231,7 +231,8 @@ def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_sha
     are softer per pixel than the training photos, while damage stays sharp). ``clumped``: the
     share of crops, clean or damaged, given ``clumped_grain`` last; ``blown``: the share of photos
     over-exposed (``blown_out``) before the damage; ``bright``: the share with only their
-    highlights over-exposed (``blown_bright``) (all 0 for the shipped detectors)."""
+    highlights over-exposed (``blown_bright``). All 0 in v4's recipe; detector_v7's last stages
+    used clumped 0.25 and bright 0.2."""
     if rng.random() < 0.35:
         f = rng.uniform(1.0, 2.0)
         img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
@@ -271,10 +272,10 @@ def blown_out(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def blown_bright(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """(H,W,3) uint8 -> the same with only its brightest region over-exposed: the gain (1.2-1.8)
-    is weighted by a smooth ramp of the blurred luminance from its 60th to its 90th percentile
-    (at least 48 grey levels wide, so a flat grey backdrop brightens evenly instead of in blobs
-    that would look like stains), so highlights clip to flat white while mid-tones and shadows (and their texture) stay as
-    they were (``blown_out`` scales the whole photo)."""
+    is weighted by a smooth ramp of the blurred luminance from its 60th to its 90th percentile,
+    at least 48 grey levels wide (a ramp as narrow as the percentiles broke a softly shaded grey
+    backdrop into white, stain-like blobs). Highlights clip to flat white; mid-tones and shadows,
+    and their texture, stay as they were (``blown_out`` scales the whole photo)."""
     lum = cv2.GaussianBlur(img.astype(np.float32).mean(axis=2), (0, 0), 6.0)
     lo, hi = np.percentile(lum, (60, 90))
     w = np.clip((lum - lo) / max(float(hi - lo), 48.0), 0.0, 1.0)
