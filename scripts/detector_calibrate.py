@@ -57,6 +57,18 @@ LINE_LADDER = [None, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7]  # the line rule's mean; N
 LINE_FLOOR = {"low": 0.95, "medium": 0.9, "high": 0.8}
 
 
+def calibration_cases(files: list[Path]):
+    """Yield (file, photo, looked, damage, kind) per calibration photo: the photo as read, the
+    same with a seeded ``archive_look``, and ``damage.synthesize`` of one kind (in turn) on the
+    looked one. Seeded per photo index, so every script scores the same cases."""
+    for i, f in enumerate(files):
+        img = read_rgb(f)
+        rng = np.random.default_rng([20261130, i])
+        looked = archive_look(img, rng, 0.6)
+        kind = KINDS[i % len(KINDS)]
+        yield f, img, looked, synthesize(looked, rng, kinds=[kind]), kind
+
+
 def graph_mask(image: np.ndarray, sensitivity: str, graph: Path) -> np.ndarray:
     """(H,W) bool: the mask ``restore`` makes of a (H,W,3) uint8 RGB image with the detector
     graph ``graph`` (its sidecar's thresholds), the kinds united and grown as ``masks.detect`` does."""
@@ -123,15 +135,10 @@ def main(argv: list[str]) -> None:
     clean: list[Case] = []
     damaged: list[Case] = []
     rules_clean, rules_damaged = [], []
-    for i, f in enumerate(files):
-        img = read_rgb(f)
-        rng = np.random.default_rng([20261130, i])
-        looked = archive_look(img, rng, 0.6)
+    for i, (_, img, looked, d, kind) in enumerate(calibration_cases(files)):
         for im in (img, looked):
             clean.append(Case(probabilities(im, onnx)))
             rules_clean.append(detect(im, rules_cfg).mask)
-        kind = KINDS[i % len(KINDS)]
-        d = synthesize(looked, rng, kinds=[kind])
         damaged.append(Case(probabilities(d.damaged, onnx), kind, d.mask))
         rules_damaged.append((detect(d.damaged, rules_cfg).mask, d.mask, kind))
         if (i + 1) % 50 == 0:

@@ -15,14 +15,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from archive_restore.damage import KINDS, synthesize
-from archive_restore.inpaint.data import archive_look, read_rgb
+from archive_restore.damage import KINDS
 from archive_restore.masks.net import calibration_files
 
 sys.path.insert(0, str(Path(__file__).parent))
-from detector_calibrate import graph_mask, score  # noqa: E402
+from detector_calibrate import calibration_cases, graph_mask, score  # noqa: E402
 
 
 def main(argv: list[str]) -> None:
@@ -33,12 +30,7 @@ def main(argv: list[str]) -> None:
     sens, which, n = opt.get("--sensitivity", "medium"), opt.get("--draw", "plain-balanced"), int(opt.get("--n", 400))
     files = calibration_files(draw=which)[:n]
     rows = {g: {"faces": ([], []), "others": ([], [])} for g in graphs}
-    for i, f in enumerate(files):
-        img = read_rgb(f)
-        rng = np.random.default_rng([20261130, i])
-        looked = archive_look(img, rng, 0.6)
-        kind = KINDS[i % len(KINDS)]
-        d = synthesize(looked, rng, kinds=[kind])
+    for i, (f, img, looked, d, kind) in enumerate(calibration_cases(files)):
         group = "faces" if f.parent.name == "utkface" else "others"
         for g in graphs:
             def mask(im):

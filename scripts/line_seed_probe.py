@@ -32,14 +32,13 @@ import cv2
 import numpy as np
 
 from archive_restore.config import MaskConfig
-from archive_restore.damage import KINDS, synthesize
-from archive_restore.inpaint.data import archive_look, read_rgb
+from archive_restore.damage import KINDS
 from archive_restore.masks.combine import unite
 from archive_restore.masks.learned import CHANNELS, hysteresis, line_seeds, probabilities, threshold
 from archive_restore.masks.net import calibration_files
 
 sys.path.insert(0, str(Path(__file__).parent))
-from detector_calibrate import score  # noqa: E402
+from detector_calibrate import calibration_cases, score  # noqa: E402
 
 CACHE = Path("/tmp/line_seed_probe")
 
@@ -52,14 +51,9 @@ def cases(graph: Path, draw: str, n: int) -> list[tuple[np.ndarray, np.ndarray |
         meta = json.loads(str(z["meta"]))
         return [(z[f"p{i}"], z[f"g{i}"] if m else None, m) for i, m in enumerate(meta)]
     out = []
-    for i, path in enumerate(calibration_files(draw=draw)[:n]):
-        img = read_rgb(path)
-        rng = np.random.default_rng([20261130, i])  # as detector_calibrate draws them
-        looked = archive_look(img, rng, 0.6)
+    for _, img, looked, d, kind in calibration_cases(calibration_files(draw=draw)[:n]):
         for im in (img, looked):
             out.append((probabilities(im, graph).astype(np.float16), None, None))
-        kind = KINDS[i % len(KINDS)]
-        d = synthesize(looked, rng, kinds=[kind])
         out.append((probabilities(d.damaged, graph).astype(np.float16), d.mask, kind))
     CACHE.mkdir(exist_ok=True)
     np.savez(f, meta=json.dumps([k for _, _, k in out]), **{f"p{i}": p for i, (p, _, _) in enumerate(out)},

@@ -297,8 +297,9 @@ class Crops(torch.utils.data.IterableDataset):
     """Endless (image (3,S,S) float [0,1], target (4,S,S) {0,1}) pairs; the stream is a function
     of (seed, worker): a run seeds it with its starting step, so a resumed run draws new crops."""
 
-    def __init__(self, files: list[Path], size: int, seed: int, clumped: float = 0.0, blown: float = 0.0, bright: float = 0.0):
-        self.size, self.seed, self.clumped, self.blown, self.bright = size, seed, clumped, blown, bright
+    def __init__(self, files: list[Path], size: int, seed: int, **looks: float):
+        """``looks``: ``damaged_crop``'s shares (clumped, blown, bright), passed on as they are."""
+        self.size, self.seed, self.looks = size, seed, looks
         groups: dict[str, list[Path]] = {}
         for f in files:
             groups.setdefault(f.parent.name, []).append(f)
@@ -319,7 +320,7 @@ class Crops(torch.utils.data.IterableDataset):
                 continue
             if min(img.shape[:2]) < self.size:
                 continue
-            im, t = damaged_crop(img, rng, self.size, clumped=self.clumped, blown=self.blown, bright=self.bright)
+            im, t = damaged_crop(img, rng, self.size, **self.looks)
             yield (torch.from_numpy(im.transpose(2, 0, 1).copy()).float() / 255, torch.from_numpy(t.astype(np.float32)))
 
 
@@ -384,7 +385,8 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
         print(f"note: {ck} was trained with {was}; this run uses {recipe}", flush=True)
     print(f"arch {arch}, {sum(p.numel() for p in net.parameters()) / 1e6:.3f} M parameters, from step {step},"
           f" clumped grain {clumped}, blown {blown}, blown bright {bright}, focal gamma {focal}", flush=True)
-    loader = torch.utils.data.DataLoader(Crops(files, size, step, clumped, blown, bright), batch_size=batch, num_workers=1)
+    looks = {k: v for k, v in recipe.items() if k != "focal"}
+    loader = torch.utils.data.DataLoader(Crops(files, size, step, **looks), batch_size=batch, num_workers=1)
     t0 = last = time.monotonic()
     ema = None
     for x, y in loader:
