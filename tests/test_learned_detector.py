@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -358,6 +359,10 @@ def test_training_checkpoints_load_safely_and_resume(tmp_path, monkeypatch):
     again = torch.load(run / "last.pt", weights_only=True)
     assert again["arch"] == "s2d" and again["step"] > state["step"]  # resumed, not restarted as a U-Net
     assert isinstance(netmod.load(run / "last.pt"), netmod.FastDetector)
+    # a step-limited run stops after exactly that many steps, whatever its minutes
+    netmod.train(run, minutes=60, size=64, batch=2, root=tmp_path / "photos", cosine=True, steps=3, ignore=8)
+    third = torch.load(run / "last.pt", weights_only=True)
+    assert third["step"] == again["step"] + 3 and third["ignore"] == 8
 
 
 def test_context_net_starts_as_the_unet_it_is_initialised_from(tmp_path, monkeypatch):
@@ -416,8 +421,6 @@ def test_calibration_draws(tmp_path):
 def test_focal_loss_is_bce_at_zero_and_weights_the_hard_pixels():
     """gamma 0 is plain BCE; with gamma 2 a confident right answer costs almost nothing while a
     confident wrong one keeps most of its BCE."""
-    import torch.nn.functional as F
-
     from archive_restore.masks.net import focal_bce
 
     torch.manual_seed(2)
@@ -426,3 +429,32 @@ def test_focal_loss_is_bce_at_zero_and_weights_the_hard_pixels():
     easy, hard, one = torch.full((1, 1, 1, 1), -6.0), torch.full((1, 1, 1, 1), 6.0), torch.zeros(1, 1, 1, 1)
     assert focal_bce(easy, one, 2.0) < 1e-4 * F.binary_cross_entropy_with_logits(easy, one)  # clean pixel called clean
     assert focal_bce(hard, one, 2.0) > 0.99 * F.binary_cross_entropy_with_logits(hard, one)  # clean pixel called damage
+
+
+def test_ignore_band_leaves_faint_damage_out_of_the_loss():
+    """``damaged_crop(..., ignore=T)``: the same crop and the same damage as without it (no extra
+    random numbers), but damage pixels changed by T levels or less are ``IGNORE`` (and only
+    those: every other target pixel keeps its 0/1); ``focal_bce`` averages over the rest."""
+    from archive_restore.masks.net import IGNORE, focal_bce
+
+    y, x = np.mgrid[0:200, 0:240].astype(np.float32)
+    photo = np.stack([100 + 60 * np.sin(x / 23) * np.cos(y / 31)] * 3, -1).astype(np.uint8)
+    ignored = kept = 0
+    for seed in range(10):
+        a, ta = damaged_crop(photo, np.random.default_rng(seed), 128, clean_share=0.0)
+        b, tb = damaged_crop(photo, np.random.default_rng(seed), 128, clean_share=0.0, ignore=8)
+        assert (a == b).all() and tb.dtype == np.uint8 and set(np.unique(tb)) <= {0, 1, IGNORE}
+        assert ((tb > 0) == ta).all()  # the ignore band is carved out of the damage only
+        ignored += int((tb == IGNORE).sum())
+        kept += int((tb == 1).sum())
+    assert ignored and kept > ignored  # faint fringes exist, and most damage stays a target
+
+    torch.manual_seed(0)
+    logits, target = torch.randn(1, 4, 8, 8), (torch.rand(1, 4, 8, 8) > 0.7).float()
+    marked = target.clone()
+    marked[0, 0, :4] = IGNORE
+    rest = torch.ones_like(target, dtype=torch.bool)
+    rest[0, 0, :4] = False
+    want = F.binary_cross_entropy_with_logits(logits[rest], target[rest])
+    assert torch.allclose(focal_bce(logits, marked, 0.0), want)
+    assert not torch.allclose(focal_bce(logits, target, 0.0), want)
