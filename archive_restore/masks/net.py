@@ -19,7 +19,7 @@ session-10 trial: it taught the network that warm brick is a blotch) and ``--foc
 with the focal loss (``focal_bce``) instead of plain per-pixel BCE (session-11 trial: worse on
 every kind than its BCE pair); neither is shipped (docs/quality.md).
 ``--ignore LEVELS`` leaves damage pixels the damage changed by that many grey levels or less out
-of the loss (session-13 trial, measured against a step-matched control; not shipped), and
+of the loss (session-13 trial, trained beside a step-matched control, not yet evaluated), and
 ``--steps N`` stops a run after N steps with the cosine over the steps, so two runs sharing the
 CPU get the same schedule.
 Damage is drawn on the whole photo, then cropped, so its size follows the photo's as
@@ -239,8 +239,9 @@ def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_sha
     change above 2 levels, and a fifth of the scratch and crack pixels changed by 3-8 levels
     lie under grain of that size; asking the net to call them damage teaches it to hedge on
     thin lines. Evaluation still scores against the full ground truth. No random numbers are
-    drawn for it, so the crop stream is the same with or without it. The photo may be enlarged up to 2x first (scale variety: scans
-    are softer per pixel than the training photos, while damage stays sharp). ``clumped``: the
+    drawn for it, so the crop stream is the same with or without it. The photo may be enlarged
+    up to 2x first (scale variety: scans are softer per pixel than the training photos, while
+    damage stays sharp). ``clumped``: the
     share of crops, clean or damaged, given ``clumped_grain`` last; ``blown``: the share of photos
     over-exposed (``blown_out``) before the damage; ``bright``: the share with only their
     highlights over-exposed (``blown_bright``). All 0 in v4's recipe; detector_v7's last stages
@@ -270,12 +271,14 @@ def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_sha
     if clumped and rng.random() < clumped:  # at 0 no number is drawn: the shipped recipe's stream stays as it was
         img = clumped_grain(img, rng)
     y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
-    if ignore:
+    crop = (slice(y, y + size), slice(x, x + size))
+    target = target[(slice(None), *crop)]
+    if ignore:  # marked on the crop only, not on the whole (possibly enlarged) photo
         t = target.astype(np.uint8)
         if faint is not None:
-            t[target & faint] = IGNORE
+            t[target & faint[crop]] = IGNORE
         target = t
-    return np.ascontiguousarray(img[y:y + size, x:x + size]), target[:, y:y + size, x:x + size]
+    return np.ascontiguousarray(img[crop]), target
 
 
 def _add_grey(img: np.ndarray, g: np.ndarray) -> np.ndarray:
