@@ -143,6 +143,9 @@ class RuntimeConfig:
     max_pixels: decompression-bomb guard; images above it fail with a clear error.
     pyramid: pre-fill thick holes with the generator's own half-resolution fill
         (``runtime.session``); False keeps the classical pre-fill everywhere.
+    grain: strength of the grain re-synthesised inside filled holes (``runtime.grain``):
+        0 leaves the generator's fill as it is, 1 makes up the full difference between the
+        grain around a hole and the fill's.
     """
 
     device: str = "auto"
@@ -153,3 +156,4 @@ class RuntimeConfig:
     max_pixels: int = 200_000_000
     jpeg_quality: int = 95
     pyramid: bool = True
+    grain: float = 0.0

@@ -19,6 +19,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from archive_restore.runtime.grain import add_grain
+
 TOLERANCE = 2  # px
 RESTORE_ONLY_KINDS = ("centre_square",)
 
@@ -137,11 +139,14 @@ def load_model(path: str | None, pyramid: bool = True):
 
 
 def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...], cfg, model=None,
-                   seed: int = 0, sheet_cases: int = 0) -> tuple[dict, list[np.ndarray]]:
+                   seed: int = 0, sheet_cases: int = 0, grain: float = 0.0) -> tuple[dict, list[np.ndarray]]:
     """Evaluate detection and restoration on ``images`` ((name, (H,W,3) uint8 RGB) pairs).
 
     Case i of kind k is damaged with ``numpy.random.default_rng([seed, kind index, i])``.
     model: None or an object with ``fill(list of (h,w,3) float32 [0,1], list of (h,w) bool)``.
+    grain: > 0 adds a ``model+grain`` method (the model's fill with ``runtime.grain.add_grain``
+        at this strength, seeded by the case index) and uses it end to end, as ``restore folder
+        --grain`` does.
     Returns (the JSON-ready report, contact-sheet rows (damaged|mask|TELEA|model|original)).
     """
     import time
@@ -150,10 +155,13 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
     from archive_restore.masks import detect
 
     fsr = has_fsr()
+    grained = model is not None and grain > 0
     methods = ["telea", "ns"] + (["fsr_fast"] if fsr else []) + (["model"] if model is not None else [])
+    methods += ["model+grain"] if grained else []
+    e2e_method = "model+grain" if grained else "model" if model is not None else "telea"
     report: dict = {"images": len(images), "kinds": {}, "tolerance_px": TOLERANCE,
                     "sensitivity": cfg.sensitivity, "detector": cfg.detector, "seed": seed,
-                    "methods": methods,
+                    "methods": methods, "grain": grain if grained else 0.0,
                     "fsr_fast": "measured" if fsr else "left out: this OpenCV has no contrib xphoto module"}
     det_time = 0.0
     fill_time = {m: 0.0 for m in methods}  # summed over kinds, as is mp_fill
@@ -194,18 +202,29 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
             if not gt.any():
                 continue
             fills = {}
+            dts = {}
             for m in methods:
                 t = time.perf_counter()
-                fills[m] = fill_hole(m, damaged, gt, model)
-                ft[m] += time.perf_counter() - t
+                if m == "model+grain":  # the model's fill (listed before it) plus the grain
+                    fills[m] = add_grain(fills["model"], gt, seed=i, strength=grain)
+                    dts[m] = dts["model"] + time.perf_counter() - t
+                else:
+                    fills[m] = fill_hole(m, damaged, gt, model)
+                    dts[m] = time.perf_counter() - t
+                ft[m] += dts[m]
                 smap = ssim_map(fills[m], im)
                 rest[m]["psnr"].append(psnr(fills[m], im, gt))
                 rest[m]["ssim"].append(float(smap[gt].mean()))
                 rest[m]["texture"].append(texture_ratio(fills[m], im, gt))
             mpk += im.shape[0] * im.shape[1] / 1e6
             if auto is not None:
-                best = "model" if model is not None else "telea"
-                e2e.append(psnr(fill_hole(best, damaged, auto, model) if auto.any() else damaged, im))
+                if not auto.any():
+                    e2e.append(psnr(damaged, im))
+                else:
+                    fixed = fill_hole("telea" if model is None else "model", damaged, auto, model)
+                    if grained:
+                        fixed = add_grain(fixed, auto, seed=i, strength=grain)
+                    e2e.append(psnr(fixed, im))
                 dmg_psnr.append(psnr(damaged, im))
             if len(rows) < sheet_cases * len(kinds) and i < sheet_cases:
                 mvis = np.repeat(gt[..., None].astype(np.uint8) * 255, 3, 2)
@@ -221,7 +240,7 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
             "detection": None if restore_only else _prf(c), "counts": None if restore_only else c,
             "restoration_gt_mask": agg,
             "fill_seconds_per_mp": {m: ft[m] / max(mpk, 1e-9) for m in methods},
-            "end_to_end": {"method": "model" if model is not None else "telea",
+            "end_to_end": {"method": e2e_method,
                            "psnr": float(np.mean(e2e)) if e2e else None,
                            "damaged_psnr": float(np.mean(dmg_psnr)) if dmg_psnr else None},
         }

@@ -52,6 +52,7 @@ from archive_restore import __version__
 from archive_restore import io as aio
 from archive_restore.config import MaskConfig, RuntimeConfig, to_dict
 from archive_restore.runtime import windows as win
+from archive_restore.runtime.grain import add_grain
 
 MANIFEST_NAME = "manifest.jsonl"
 MASKS_DIRNAME = "masks"
@@ -303,6 +304,7 @@ def restore_folder(
         "context": runtime.context,
         # what the session really does (a caller's session may have no pyramid pre-fill)
         "pyramid": bool(getattr(session, "pyramid", False)),
+        "grain": float(runtime.grain),
         "jpeg_policy": JPEG_POLICY,
     }
     base_settings = json.loads(json.dumps(base_settings))
@@ -549,6 +551,10 @@ def restore_folder(
                     if rec["output_sha256"] != rec["input_sha256"]:
                         raise RuntimeError("input changed while it was being copied")
                 else:
+                    if runtime.grain > 0:  # seeded by the input's hash: a rerun writes the same file
+                        seed = int((rec.get("input_sha256") or "0")[:16], 16)
+                        job.scan.pixels = add_grain(job.scan.pixels, job.mask, seed=seed,  # type: ignore[union-attr]
+                                                    strength=runtime.grain)
                     aio.write_image(dest, job.scan.pixels, job.scan, runtime.jpeg_quality)  # type: ignore[union-attr]
                     mrel = f"{MASKS_DIRNAME}/{job.rel}.png"
                     aio.write_mask(out / mrel, job.mask)  # type: ignore[arg-type]

@@ -61,6 +61,20 @@ def test_run_evaluation_with_fake_model():
     assert rows and rows[0].shape[1] == 5 * 80
 
 
+def test_run_evaluation_grain_column_raises_the_flat_fills_texture():
+    rng = np.random.default_rng(0)
+    imgs = [(f"{i}.png", np.clip(_img(i, 96, 96) + rng.normal(0, 6, (96, 96, 1)), 0, 255).astype(np.uint8))
+            for i in range(2)]  # grainy photos: the fake model's flat grey fill has no grain
+    rep, _ = run_evaluation(imgs, ("blotches",), MaskConfig(), FakeModel(), seed=1, grain=1.0)
+    r = rep["kinds"]["blotches"]
+    assert rep["grain"] == 1.0 and r["end_to_end"]["method"] == "model+grain"
+    g, m = r["restoration_gt_mask"]["model+grain"], r["restoration_gt_mask"]["model"]
+    assert g["texture"] > m["texture"] + 0.1
+    assert "fill_model+grain" in rep["seconds_per_mp"]
+    rep0, _ = run_evaluation(imgs, ("blotches",), MaskConfig(), FakeModel(), seed=1)
+    assert "model+grain" not in rep0["methods"] and rep0["kinds"]["blotches"]["end_to_end"]["method"] == "model"
+
+
 def test_cli_masks_and_evaluate(tmp_path):
     src = tmp_path / "scans"
     (src / "a").mkdir(parents=True)

@@ -1,1 +1,2 @@
-"""ONNX Runtime side of the tool: loading exported generators and windowing images (never imports torch)."""
+"""ONNX Runtime side of the tool: loading exported generators, windowing images, and re-synthesising
+grain inside filled holes (numpy/OpenCV). Never imports torch."""
