@@ -129,6 +129,50 @@ def test_line_seeds_find_long_faint_lines_and_not_short_bright_pieces():
     assert learned.line_means(q, np.array([3]), np.array([3]), offs[:1])[0] == pytest.approx(q[3].mean())
 
 
+def _railing(m: np.ndarray, x0: int, y0: int, bars: int = 10, gap: int = 16, height: int = 40) -> None:
+    """Draw a railing into uint8 mask ``m``: ``bars`` vertical 2-px bars joined by a 3-px rail."""
+    for k in range(bars):
+        cv2.line(m, (x0 + k * gap, y0), (x0 + k * gap, y0 + height), 1, 2)
+    cv2.line(m, (x0, y0), (x0 + (bars - 1) * gap, y0), 1, 3)
+
+
+def test_bar_families_are_dropped_and_scratch_bundles_kept():
+    m = np.zeros((240, 320), np.uint8)
+    _railing(m, 20, 30)
+    fence = m.astype(bool)
+    assert not learned.drop_bar_families(fence).any()  # a railing goes whole
+    # a tilted railing (a fence seen at an angle) goes too
+    rot = cv2.warpAffine(m, cv2.getRotationMatrix2D((160, 120), 30, 1.0), (320, 240), flags=cv2.INTER_NEAREST).astype(bool)
+    assert learned.drop_bar_families(rot).sum() < 0.1 * rot.sum()
+    # four parallel scratches joined by a crossing one: a scratch bundle, kept
+    b = np.zeros((240, 320), np.uint8)
+    for k in range(4):
+        cv2.line(b, (60 + 8 * k, 20), (90 + 8 * k, 220), 1, 2)
+    cv2.line(b, (20, 120), (300, 100), 1, 2)
+    assert (learned.drop_bar_families(b.astype(bool)) == b.astype(bool)).all()
+    # a long scratch running through a railing: the bars go, the scratch stays
+    c = np.zeros((240, 320), np.uint8)
+    _railing(c, 20, 150)
+    cv2.line(c, (84, 5), (84, 235), 1, 2)
+    out = learned.drop_bar_families(c.astype(bool))
+    scratch = np.zeros_like(c)
+    cv2.line(scratch, (84, 5), (84, 235), 1, 2)
+    assert out[scratch > 0].mean() > 0.75
+    bars = (c > 0) & (scratch == 0)
+    bars[:155] = False  # below the rail (which stays: a straight line is what a scratch is)
+    assert out[bars].mean() < 0.1
+
+
+@pytest.mark.parametrize("kind", ["scratches", "cracks"])
+def test_bar_families_leave_synthetic_damage_alone(kind):
+    from archive_restore.damage import synthesize
+
+    grey = np.full((256, 256, 3), 128, np.uint8)
+    for seed in range(40):
+        gt = synthesize(grey, np.random.default_rng([7, seed]), kinds=[kind], severity=2.0).mask
+        assert (learned.drop_bar_families(gt) == gt).all(), seed
+
+
 def test_line_rule_is_read_from_the_sidecar(tmp_path, random_detector):
     """Absent: off; per sensitivity; checked; and detect_kinds_learned adds its regions."""
     own = tmp_path / "lines.onnx"
