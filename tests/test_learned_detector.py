@@ -163,6 +163,30 @@ def test_bar_families_are_dropped_and_scratch_bundles_kept():
     assert out[bars].mean() < 0.1
 
 
+def test_lattices_are_dropped_and_lines_across_them_kept():
+    m = np.zeros((300, 300), np.uint8)
+    for k in range(30, 271, 12):  # a wire mesh: 2-px lines every 12 px both ways, tilted
+        cv2.line(m, (k, 30), (k, 270), 1, 2)
+        cv2.line(m, (30, k), (270, k), 1, 2)
+    mesh = cv2.warpAffine(m, cv2.getRotationMatrix2D((150, 150), 12, 1.0), (300, 300), flags=cv2.INTER_NEAREST)
+    assert learned.drop_bar_families(mesh.astype(bool)).sum() > 0.9 * mesh.sum()  # bars rule: valleys filled
+    assert learned.drop_lattices(mesh.astype(bool)).sum() < 0.1 * mesh.sum()
+    # a scratch from outside the mesh across it: its part outside the mesh stays
+    withs = mesh.copy()
+    cv2.line(withs, (0, 5), (299, 120), 1, 2)
+    outside = np.zeros_like(withs)
+    cv2.line(outside, (0, 5), (299, 120), 1, 2)
+    outside = outside.astype(bool) & ~mesh.astype(bool)
+    outside &= (np.arange(300)[:, None] < 20) | (np.arange(300)[None, :] > 285)  # far from the mesh
+    assert learned.drop_lattices(withs.astype(bool))[outside].mean() > 0.9
+    # a bundle of four parallel scratches and a crack-like random network: kept
+    b = np.zeros((300, 300), np.uint8)
+    for k in range(4):
+        cv2.line(b, (60 + 10 * k, 20), (100 + 10 * k, 280), 1, 2)
+    cv2.line(b, (20, 150), (280, 130), 1, 2)
+    assert (learned.drop_lattices(b.astype(bool)) == b.astype(bool)).all()
+
+
 @pytest.mark.parametrize("kind", ["scratches", "cracks"])
 def test_bar_families_leave_synthetic_damage_alone(kind):
     from archive_restore.damage import synthesize
@@ -171,6 +195,7 @@ def test_bar_families_leave_synthetic_damage_alone(kind):
     for seed in range(40):
         gt = synthesize(grey, np.random.default_rng([7, seed]), kinds=[kind], severity=2.0).mask
         assert (learned.drop_bar_families(gt) == gt).all(), seed
+        assert (learned.drop_lattices(gt) == gt).all(), seed
 
 
 def test_line_rule_is_read_from_the_sidecar(tmp_path, random_detector):

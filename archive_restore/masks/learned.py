@@ -15,7 +15,8 @@ scores only moderately along its whole length: where the sidecar has
 ``p > t`` whose mean probability along some straight L-px segment through it (n orientations)
 is above t seeds the region of ``p > g`` around it. Evidence is integrated along the line, so
 a faint scratch that is long is found while a short bright edge is not. Regular families of
-parallel bars (fences, railings) are then taken out of the scratches mask (``drop_bar_families``).
+parallel bars (fences, railings) and regular lattices of lines (wire mesh, window grids) are then
+taken out of the scratches mask (``drop_bar_families``, ``drop_lattices``).
 """
 
 from __future__ import annotations
@@ -277,6 +278,80 @@ def drop_bar_families(mask: np.ndarray, min_area: int = 120, orients: int = 18) 
     return out
 
 
+def _autocorrelation(m: np.ndarray) -> np.ndarray:
+    """(H,W) bool -> its autocorrelation over shifts, fftshifted (zero shift at (H2 // 2, W2 // 2)
+    of the padded (H2, W2) grid), divided by the pixel count: 1 at zero shift, and at a shift s
+    the share of pixels whose s-shifted position is also in ``m``."""
+    h, w = m.shape
+    hh, ww = cv2.getOptimalDFTSize(2 * h), cv2.getOptimalDFTSize(2 * w)
+    f = np.zeros((hh, ww), np.float32)
+    f[:h, :w] = m
+    spec = cv2.dft(f, flags=cv2.DFT_COMPLEX_OUTPUT)
+    a = cv2.idft(cv2.mulSpectrums(spec, spec, 0, conjB=True), flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
+    return np.fft.fftshift(a) / max(float(m.sum()), 1.0)
+
+
+def lattice_vector(m: np.ndarray, rmin: int = 6) -> tuple[int, int] | None:
+    """The shortest repeat (dy, dx) of a regular lattice of lines in (H,W) bool ``m``, or None.
+
+    A shift s is a lattice repeat when the autocorrelation is a local maximum of at least 0.5 at
+    s (6 px <= |s| <= a quarter of the region), stays at least 0.45 at 2s and 0.35 at 3s (it
+    repeats), and is at least 0.25 lower at s / 2 (a peak, not the ridge a straight line or a
+    long edge has along itself). A bundle of 2-4 parallel scratches fails at 3s; crack networks
+    and crossing scratches have no such peaks."""
+    a = _autocorrelation(m)
+    cy, cx = a.shape[0] // 2, a.shape[1] // 2
+    rmax = min(m.shape) / 4
+    if rmax < 2 * rmin:
+        return None
+    ys, xs = np.nonzero((a >= cv2.dilate(a, np.ones((5, 5), np.uint8))) & (a > 0.5))
+    dy, dx = ys - cy, xs - cx
+    r = np.hypot(dy, dx)
+    ok = (r >= rmin) & (r <= rmax) & ((dy > 0) | ((dy == 0) & (dx > 0)))  # one of each +-s pair
+
+    def at(y: float, x: float) -> float:
+        y, x = int(round(cy + y)), int(round(cx + x))
+        if not (0 <= y < a.shape[0] and 0 <= x < a.shape[1]):
+            return 0.0
+        return float(a[max(y - 1, 0): y + 2, max(x - 1, 0): x + 2].max())
+
+    for v, y, x in sorted(zip(a[ys[ok], xs[ok]], dy[ok], dx[ok]), reverse=True)[:12]:
+        if at(2 * y, 2 * x) >= 0.45 and at(3 * y, 3 * x) >= 0.35 and at(y / 2, x / 2) <= v - 0.25:
+            return int(y), int(x)
+    return None
+
+
+def drop_lattices(mask: np.ndarray, min_area: int = 400, min_side: int = 48, window: int = 768) -> np.ndarray:
+    """(H,W) bool scratches mask -> the same without regular lattices of lines (wire mesh, window
+    grids, tiled or woven patterns): the case ``drop_bar_families`` misses, where the crossing
+    lines fill the valleys between bars.
+
+    Regions of at least ``min_area`` px, ``min_side`` px on each side and covering 15 % of their
+    bounding box (a long scratch or a crack network covers far less) are tested with
+    ``lattice_vector`` on their central ``window`` square. Where a repeat s is found, the pixels
+    whose position shifted by +s or -s is also in the region (grown by 1 px) go: the lattice's
+    lines, while a scratch across it keeps the pixels that do not line up with the lattice.
+    """
+    n, lab, st, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    out = mask.copy()
+    for j in range(1, n):
+        x, y, w, h, area = st[j]
+        if area < min_area or min(w, h) < min_side or area < 0.15 * w * h:
+            continue
+        m = lab[y:y + h, x:x + w] == j
+        oy, ox = max((h - window) // 2, 0), max((w - window) // 2, 0)
+        v = lattice_vector(m[oy: oy + window, ox: ox + window])
+        if v is None:
+            continue
+        dy, dx = v
+        pad = np.pad(m, ((abs(dy), abs(dy)), (abs(dx), abs(dx))))
+        fwd = pad[abs(dy) + dy: abs(dy) + dy + h, abs(dx) + dx: abs(dx) + dx + w]
+        bwd = pad[abs(dy) - dy: abs(dy) - dy + h, abs(dx) - dx: abs(dx) - dx + w]
+        lined_up = cv2.dilate((fwd | bwd).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        out[y:y + h, x:x + w][m & lined_up] = False
+    return out
+
+
 def line_rule(sensitivity: str, path: Path | None = None) -> dict | None:
     """The sidecar's line rule at ``sensitivity`` as ``line_seeds`` keywords (mean, grow,
     length, orients), or None where the sidecar has none (or none at this sensitivity)."""
@@ -320,5 +395,5 @@ def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, 
     if rule and "scratches" in out:
         out["scratches"] |= line_seeds(p[0], **rule)
     if "scratches" in out:
-        out["scratches"] = drop_bar_families(out["scratches"])
+        out["scratches"] = drop_lattices(drop_bar_families(out["scratches"]))
     return out
