@@ -228,8 +228,8 @@ def drop_bar_families(mask: np.ndarray, min_area: int = 120, orients: int = 18) 
     into one region. Real and synthetic scratch bundles have 2-4 lines (``damage.py``), film rain
     is irregular. For each 8-connected component (at least ``min_area`` px and 32 px long, its
     minimum-area rectangle at least BAR_LEN px wide), its pixels are projected across each of
-    ``orients`` directions (10 degrees apart: a 40-px bar 5 degrees off still gives a 4-px run); the profile's runs above
-    max(BAR_LEN, half its 90th percentile) are the bars. When there are at least BARS of them,
+    ``orients`` directions (10 degrees apart: a 40-px bar 5 degrees off still gives a 4-px run);
+    the profile's runs above max(BAR_LEN, half its 90th percentile) are the bars. When there are at least BARS of them,
     evenly spaced (gaps' std <= BAR_CV x mean, mean >= 4 px), narrower than half a gap, with clear
     valleys between them and holding 40 % of the component, the family is scene structure:
     - every bar about as long as the others (none over BAR_OUTLIER x the median): the whole
