@@ -22,7 +22,7 @@ from archive_restore.masks.net import ARCHS, CHANNELS, blown_bright, blown_out, 
 
 # context each side that makes tiles match the whole image, per architecture (about half the
 # receptive field), and one that is too small to; keyed by the sidecar's "multiple"
-CONTEXT = {4: (64, 8), 16: (128, 16), 8: (192, 64)}  # unet, s2d, unet_ctx
+CONTEXT = {4: (64, 8), 16: (128, 16), 8: (192, 64)}  # unet, s2d, unet_ctx and unet_ctx_split
 
 
 @pytest.fixture(scope="module", params=sorted(ARCHS))
@@ -36,7 +36,7 @@ def random_detector(request, tmp_path_factory) -> Path:
     with torch.no_grad():  # a visible response: bias the scratches channel up, the others down
         bias = torch.tensor([0.0, -8.0, -8.0, -8.0])
         net.out.bias.copy_(bias if net.out.bias.numel() == 4 else bias.repeat_interleave(16))
-        if arch == "unet_ctx":  # the context branch starts at zero; give it a say so the tile test sees its reach
+        if arch.startswith("unet_ctx"):  # the context branch starts at zero; give it a say so the tile test sees its reach
             torch.nn.init.normal_(net.c4_out.weight, std=0.2)
     state = {"net": net.state_dict(), "step": 7} | ({} if arch == "unet" else {"arch": arch})
     torch.save(state, d / "det.pt")
@@ -459,6 +459,76 @@ def test_context_net_starts_as_the_unet_it_is_initialised_from(tmp_path, monkeyp
     with pytest.raises(ValueError, match="no weights match"):
         netmod.train(tmp_path / "run2", minutes=0.0005, size=64, batch=2, root=tmp_path / "photos", arch="unet_ctx",
                      init_from=tmp_path / "alien.pt")
+
+
+def test_phase_average_is_the_upsampled_kernel_averaged_over_phases():
+    """A 3x3 kernel applied after 2x nearest upsampling, averaged over each 2x2 cell, equals the
+    phase-averaged kernel applied at the coarse scale (away from the zero border)."""
+    from archive_restore.masks.net import _phase_average
+
+    torch.manual_seed(1)
+    w, y = torch.randn(5, 4, 3, 3), torch.randn(1, 4, 20, 24)
+    fine = F.avg_pool2d(F.conv2d(F.interpolate(y, scale_factor=2.0), w, padding=1), 2)
+    coarse = F.conv2d(y, _phase_average(w), padding=1)
+    assert torch.allclose(fine[..., 1:-1, 1:-1], coarse[..., 1:-1, 1:-1], atol=1e-5)
+    assert not torch.allclose(F.conv2d(y, w, padding=1), coarse, atol=1e-2)  # not the kernel itself
+
+
+def test_split_decoder_student_keeps_the_teachers_trunk():
+    """``SplitDecoderDetector.from_context``: the encoder and context weights are the teacher's
+    (the first kernel folds the input's x * 2 - 1, so its features match away from the 2-px
+    border), the skip kernels are the skip half of the teacher's, and the student's
+    probabilities start near the teacher's."""
+    from archive_restore.masks import net as netmod
+
+    torch.manual_seed(4)
+    teacher = netmod.ContextDetector().eval()
+    torch.nn.init.normal_(teacher.c4_out.weight, std=0.2)
+    student = netmod.SplitDecoderDetector.from_context(teacher).eval()
+    x = torch.rand(2, 3, 64, 88)
+    with torch.no_grad():
+        a, b = teacher.e1(x * 2 - 1), student.e1(x)
+        assert torch.allclose(a[..., 2:-2, 2:-2], b[..., 2:-2, 2:-2], atol=1e-5)
+        assert torch.equal(teacher.c4[1][0].weight, student.c4[1][0].weight)
+        assert torch.equal(teacher.d1[0].weight[:, 32:], student.d1b.weight)
+        pt, ps = torch.sigmoid(teacher(x)), torch.sigmoid(student(x))
+    assert ps.shape == pt.shape == (2, 4, 64, 88)
+    assert float((pt - ps).abs().mean()) < 0.1
+    assert not hasattr(student, "d1") and not hasattr(student, "d2")
+
+
+def test_distill_trains_the_student_and_resumes(tmp_path, monkeypatch):
+    """``distill``: the student checkpoint loads as a unet_ctx_split net with the teacher's step;
+    the decoder moves further than the trunk (its rate is 5x higher); a rerun resumes; a new run
+    can start from a student checkpoint; a teacher of another kind is refused."""
+    from archive_restore.masks import net as netmod
+
+    torch.manual_seed(5)
+    teacher = netmod.ContextDetector()
+    torch.save({"net": teacher.state_dict(), "step": 123, "arch": "unet_ctx"}, tmp_path / "t.pt")
+    _training_photos(tmp_path, monkeypatch, seed=8)
+    run = tmp_path / "run"
+    netmod.distill(run, tmp_path / "t.pt", minutes=0.0005, size=64, batch=2, root=tmp_path / "photos")
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["arch"] == "unet_ctx_split" and state["step"] == 123 and state["distill_step"] >= 1
+    student = netmod.load(run / "last.pt")
+    assert isinstance(student, netmod.SplitDecoderDetector)
+    init = netmod.SplitDecoderDetector.from_context(teacher)
+
+    def moved(name: str) -> float:
+        a, b = dict(student.named_parameters())[name], dict(init.named_parameters())[name]
+        return float((a - b).abs().max())
+
+    assert moved("d1a.weight") > 2 * moved("e2.1.0.weight") > 0
+    netmod.distill(run, tmp_path / "t.pt", minutes=0.0005, size=64, batch=2, root=tmp_path / "photos")
+    assert torch.load(run / "last.pt", weights_only=True)["distill_step"] > state["distill_step"]
+    netmod.distill(tmp_path / "run3", tmp_path / "t.pt", minutes=0.0005, size=64, batch=2, root=tmp_path / "photos",
+                   lr=0.0, trunk_lr=0.0, init_from=run / "last.pt")
+    warm = netmod.load(tmp_path / "run3" / "last.pt")
+    assert torch.equal(warm.d1a.weight, netmod.load(run / "last.pt").d1a.weight)  # rate 0: the warm start as it was
+    torch.save({"net": netmod.Detector().state_dict(), "step": 1}, tmp_path / "unet.pt")
+    with pytest.raises(ValueError, match="unet_ctx"):
+        netmod.distill(tmp_path / "run2", tmp_path / "unet.pt", minutes=0.0005, size=64, batch=2, root=tmp_path / "photos")
 
 
 def test_calibration_draws(tmp_path):

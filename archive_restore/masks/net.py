@@ -6,7 +6,10 @@ U-Net whose first level runs at full resolution (0.18 M parameters); ``ContextDe
 ("unet_ctx"), the same plus a 1/8-scale context branch (0.49 M parameters, receptive field
 about 360 px instead of 130, 17 % more work per pixel), which can start from a v2 checkpoint
 (``--init-from``); and ``FastDetector`` ("s2d", detector_v3), which folds the image 4x4 into
-channels so it runs at 1/4 scale and below (0.42 M parameters, 1/5 of v2's work per pixel). Each says, per pixel and per
+channels so it runs at 1/4 scale and below (0.42 M parameters, 1/5 of v2's work per pixel); and
+``SplitDecoderDetector`` ("unet_ctx_split"), unet_ctx with a decoder that convolves before it
+upsamples (no full-resolution concatenation), distilled from a trained unet_ctx (``distill``)
+to compute the same function faster. Each says, per pixel and per
 damage kind, whether ``damage.synthesize`` changed the pixel: the ground truth ``restore
 evaluate`` scores against. They train on crops of the training photos only, with
 ``inpaint.data.archive_look`` (grey/sepia, fading, grain, JPEG) applied before the damage and,
@@ -37,6 +40,8 @@ Usage: python -m archive_restore.masks.net train RUN [--minutes 120] [--size 128
                                                    [--blown 0.15] [--blown-bright 0.2] [--focal 2] [--ignore 8]
                                                    [--steps N] [--threads 2]
                                                    (unet_ctx: detector_v4 and the shipped detector_v7; unet: detector_v2)
+       python -m archive_restore.masks.net distill RUN TEACHER.pt [--minutes 60] [--lr 5e-4] [--trunk-lr 1e-4] [--size 192]
+                                                   [--batch 12] [--init-from STUDENT.pt]   (unet_ctx -> unet_ctx_split)
        python -m archive_restore.masks.net export RUN/last.pt OUT.onnx [--int8]
 """
 
@@ -216,7 +221,74 @@ class ContextDetector(Detector):
         return x3 + F.interpolate(self.c4_out(self.c4(x3)), scale_factor=2.0)
 
 
-ARCHS = {"unet": Detector, "s2d": FastDetector, "unet_ctx": ContextDetector}  # checkpoint "arch" -> class (absent: "unet", v2)
+class SplitDecoderDetector(ContextDetector):
+    """arch "unet_ctx_split": ``ContextDetector``'s encoder and context branch with a cheaper
+    decoder. (B,3,H,W) float RGB in [0,1], H and W multiples of 8 -> (B,4,H,W) logits.
+
+    Each ``ContextDetector`` decoder level is ``conv3x3(cat(up(coarse), skip))``: at full
+    resolution that upsamples 32 channels, concatenates 48 and convolves 48 -> 16, half of the
+    int8 graph's time on the CPU. Here each level is ``leaky(conv3x3_b(skip) + up(conv3x3_a(coarse)))``:
+    the coarse term is convolved *before* it is upsampled, at a quarter of the pixels, and only
+    the level's own width (16 at full resolution) is upsampled and added; no concatenation.
+    Nearest upsampling makes the coarse term constant over each 2x2 cell, so one more 16 -> 16
+    convolution at full resolution (``d1c``, residual: ``y + leaky(conv(y))``) mixes the fused
+    features across cells. The input's
+    ``x * 2 - 1`` is folded into the first kernel (in the int8 graph that scaling cost a
+    quantized Mul, a float Sub and a re-quantization of the full-resolution input).
+    ``from_context`` builds one from a trained ``ContextDetector``: every encoder and context
+    weight is the teacher's, the skip convolutions are the skip half of the teacher's
+    concatenated kernel (exact), the coarse ones start from the teacher's kernel averaged over
+    the four upsampling phases, ``d1c`` starts at zero; ``distill`` then trains the
+    student to reproduce the teacher's logits."""
+
+    def __init__(self, w: tuple[int, int, int] = (16, 32, 64), cw: int = 96):
+        super().__init__(w, cw)
+        a, b, c = w
+        del self.d2, self.d1
+        self.d2a, self.d2b = nn.Conv2d(c, b, 3, 1, 1, bias=False), nn.Conv2d(b, b, 3, 1, 1)
+        self.d1a, self.d1b = nn.Conv2d(b, a, 3, 1, 1, bias=False), nn.Conv2d(a, a, 3, 1, 1)
+        self.d1c = conv(a, a)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = self.e1(x)  # the teacher's x * 2 - 1 is folded into e1's first kernel (``from_context``)
+        x2 = self.e2(x1)
+        x3 = self.widen(self.e3(x2))
+        y = F.leaky_relu(self.d2b(x2) + F.interpolate(self.d2a(x3), scale_factor=2.0), 0.1)
+        y = F.leaky_relu(self.d1b(x1) + F.interpolate(self.d1a(y), scale_factor=2.0), 0.1)
+        return self.out(y + self.d1c(y))
+
+    @classmethod
+    def from_context(cls, teacher: ContextDetector) -> "SplitDecoderDetector":
+        """A student sharing every encoder, context and head weight of ``teacher`` (copied)."""
+        net = cls()
+        own = net.state_dict()
+        net.load_state_dict({k: v for k, v in teacher.state_dict().items() if k in own}, strict=False)
+        first = net.e1[0][0]
+        with torch.no_grad():  # conv(2x - 1) = conv'(x): w' = 2w, b' = b - sum(w) (differs only in the 1-px zero border)
+            first.bias.sub_(first.weight.sum(dim=(1, 2, 3)))
+            first.weight.mul_(2.0)
+            net.d1c[0].weight.zero_()  # the residual conv adds nothing yet
+            net.d1c[0].bias.zero_()
+        for (ta, tb), tconv in (((net.d2a, net.d2b), teacher.d2[0]), ((net.d1a, net.d1b), teacher.d1[0])):
+            wt = tconv.weight.detach()
+            n = ta.in_channels
+            with torch.no_grad():
+                tb.weight.copy_(wt[:, n:])
+                tb.bias.copy_(tconv.bias.detach())
+                ta.weight.copy_(_phase_average(wt[:, :n]))
+        return net
+
+
+def _phase_average(w: torch.Tensor) -> torch.Tensor:
+    """(O,I,3,3) kernel applied after 2x nearest upsampling -> the (O,I,3,3) kernel at the coarse
+    scale whose result, upsampled, equals the original averaged over the four output phases
+    (per axis: taps -1, 0, +1 become (w[-1], w[-1] + 2 w[0] + w[1], w[1]) / 2)."""
+    m = torch.tensor([[0.5, 0.0, 0.0], [0.5, 1.0, 0.5], [0.0, 0.0, 0.5]], dtype=w.dtype)  # coarse tap <- fine tap
+    return torch.einsum("ab,cd,oibd->oiac", m, m, w)
+
+
+ARCHS = {"unet": Detector, "s2d": FastDetector, "unet_ctx": ContextDetector,
+         "unet_ctx_split": SplitDecoderDetector}  # checkpoint "arch" -> class (absent: "unet", v2)
 
 
 class Probabilities(nn.Module):
@@ -364,6 +436,18 @@ def focal_bce(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torch
     return (bce * keep).sum() / keep.sum().clamp(min=1)
 
 
+def _tick(run: Path, state: dict, step: int, ema: float, opt, t0: float, last: float, done: bool) -> float:
+    """After a training step: write ``state`` to RUN/last.pt (atomically) every 250 steps and at
+    the end, print progress once a minute and at the end. Returns the time of the last print."""
+    if step % 250 == 0 or done:
+        torch.save(state, run / "tmp.pt")
+        (run / "tmp.pt").replace(run / "last.pt")
+    if time.monotonic() - last > 60 or done:
+        last = time.monotonic()
+        print(f"step {step} loss {ema:.4f} lr {opt.param_groups[0]['lr']:.2e} {(last - t0) / 60:.1f} min", flush=True)
+    return last
+
+
 def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Path = TRAIN_ROOT, lr: float = 1e-3,
           arch: str = "unet", cosine: bool = False, init_from: Path | None = None, clumped: float = 0.0,
           blown: float = 0.0, focal: float = 0.0, bright: float = 0.0, ignore: float = 0.0, steps: int = 0,
@@ -433,12 +517,73 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
         step += 1
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         done = step - start >= steps if steps else time.monotonic() - t0 > minutes * 60
-        if step % 250 == 0 or done:
-            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "arch": arch, **recipe}, run / "tmp.pt")
-            (run / "tmp.pt").replace(ck)
-        if time.monotonic() - last > 60 or done:
-            last = time.monotonic()
-            print(f"step {step} loss {ema:.4f} lr {opt.param_groups[0]['lr']:.2e} {(time.monotonic() - t0) / 60:.1f} min", flush=True)
+        last = _tick(run, {"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "arch": arch, **recipe},
+                     step, ema, opt, t0, last, done)
+        if done:
+            break
+
+
+def distill(run: Path, teacher_ckpt: Path, minutes: float, size: int = 192, batch: int = 12, root: Path = TRAIN_ROOT,
+            lr: float = 5e-4, trunk_lr: float = 1e-4, clumped: float = 0.25, bright: float = 0.2, threads: int = 2,
+            clip: float = 8.0, init_from: Path | None = None) -> None:
+    """Train (or resume) RUN/last.pt, a ``SplitDecoderDetector`` built from the ``ContextDetector``
+    checkpoint ``teacher_ckpt`` (``from_context``), for ``minutes`` of wall time, by mean squared
+    error between the student's and the teacher's logits, both clipped to [-``clip``, ``clip``]
+    (the thresholds lie at logits -0.4 to 3.9; beyond 8 nothing changes). The new decoder and
+    the head learn at ``lr``, the encoder and context branch (the teacher's weights) at
+    ``trunk_lr``; both anneal along a half cosine to 5 %. The crops are the teacher's training
+    looks (``Crops``; ``clumped``, ``bright``: detector_v7's last stage), held-out photos
+    excluded; ground truth is not used. ``init_from``: a new run starts from that student
+    checkpoint's weights where names and shapes match (a fresh optimizer). Checkpoints every 250
+    steps carry the teacher's step as "step" and the distillation's as "distill_step"."""
+    torch.set_num_threads(threads)
+    run.mkdir(parents=True, exist_ok=True)
+    teacher = load(teacher_ckpt)
+    if not isinstance(teacher, ContextDetector) or isinstance(teacher, SplitDecoderDetector):
+        raise ValueError(f"{teacher_ckpt}: the teacher must be a unet_ctx checkpoint")
+    for q in teacher.parameters():
+        q.requires_grad_(False)
+    tstep = int(torch.load(teacher_ckpt, weights_only=True, map_location="cpu").get("step", 0))
+    net = SplitDecoderDetector.from_context(teacher)
+    decoder = ("d2a", "d2b", "d1a", "d1b", "d1c", "out")
+    groups = [{"params": [q for n, q in net.named_parameters() if n.split(".")[0] in decoder], "base": lr},
+              {"params": [q for n, q in net.named_parameters() if n.split(".")[0] not in decoder], "base": trunk_lr}]
+    opt = torch.optim.Adam([{"params": g["params"], "lr": g["base"]} for g in groups])
+    ck = run / "last.pt"
+    step = 0
+    if ck.exists():
+        state = torch.load(ck, weights_only=True)
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        step = int(state["distill_step"])
+    elif init_from is not None:
+        src = torch.load(init_from, weights_only=True, map_location="cpu")["net"]
+        own = net.state_dict()
+        taken = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+        net.load_state_dict(taken, strict=False)
+        print(f"initialised {len(taken)}/{len(own)} tensors from {init_from}", flush=True)
+    print(f"student {sum(q.numel() for q in net.parameters())} parameters, from distillation step {step}", flush=True)
+    net.train()
+    loader = torch.utils.data.DataLoader(Crops(training_files(root), size, 10_000_000 + step, clumped=clumped, bright=bright),
+                                         batch_size=batch, num_workers=1)
+    t0 = last = time.monotonic()
+    ema = None
+    for x, _ in loader:
+        frac = min(1.0, (time.monotonic() - t0) / (minutes * 60))
+        for g, spec in zip(opt.param_groups, groups):
+            g["lr"] = float(spec["base"] * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac))))
+        with torch.no_grad():
+            target = teacher(x).clamp(-clip, clip)
+        loss = F.mse_loss(net(x).clamp(-clip, clip), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        done = time.monotonic() - t0 > minutes * 60
+        last = _tick(run, {"net": net.state_dict(), "opt": opt.state_dict(), "step": tstep, "teacher_step": tstep, "distill_step": step,
+                           "arch": "unet_ctx_split", "teacher": str(teacher_ckpt), "clumped": clumped, "bright": bright},
+                     step, ema, opt, t0, last, done)
         if done:
             break
 
@@ -540,13 +685,18 @@ def export(ckpt: Path, out: Path, int8: bool = False, int8_files: list[Path] | N
 
 def main(argv: list[str]) -> None:
     opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch", "--data", "--lr", "--arch", "--init-from", "--clumped-grain", "--blown", "--focal",
-                                                 "--blown-bright", "--ignore", "--steps", "--threads") if k in argv}
+                                                 "--blown-bright", "--ignore", "--steps", "--threads", "--trunk-lr") if k in argv}
     if argv and argv[0] == "train":
         train(Path(argv[1]), float(opt.get("--minutes", 120)), int(opt.get("--size", 128)), int(opt.get("--batch", 16)),
               Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 1e-3)), opt.get("--arch", "unet"), "--cosine" in argv,
               Path(opt["--init-from"]) if "--init-from" in opt else None, float(opt.get("--clumped-grain", 0.0)),
               float(opt.get("--blown", 0.0)), float(opt.get("--focal", 0.0)), float(opt.get("--blown-bright", 0.0)),
               float(opt.get("--ignore", 0.0)), int(opt.get("--steps", 0)), int(opt.get("--threads", 2)))
+    elif argv and argv[0] == "distill":
+        distill(Path(argv[1]), Path(argv[2]), float(opt.get("--minutes", 60)), int(opt.get("--size", 192)), int(opt.get("--batch", 12)),
+                Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 5e-4)), float(opt.get("--trunk-lr", 1e-4)),
+                float(opt.get("--clumped-grain", 0.25)), float(opt.get("--blown-bright", 0.2)), int(opt.get("--threads", 2)),
+                init_from=Path(opt["--init-from"]) if "--init-from" in opt else None)
     elif argv and argv[0] == "export":
         export(Path(argv[1]), Path(argv[2]), "--int8" in argv)
     else:
