@@ -1,9 +1,12 @@
 """Auto-mask detection time on a 6 MP scan, per sensitivity, 2 CPU cores.
 
 Usage: python benchmarks/bench_masks.py [--mp 6] [--repeats 3] [--detector rules|learned]
+                                        [--graphs A.onnx B.onnx ...] [--sensitivities medium ...]
 The scan is ``bench_folder.photo`` (smooth shading, hard-edged shapes, grain) with synthetic
 scratches and dust painted in (``damage.synthesize``); the figure is the median wall time of
-``masks.detect`` after one warm-up. Prints a table and JSON.
+``masks.detect`` after one warm-up. ``--graphs``: learned detector graphs (each with its JSON
+sidecar) timed in turn within each repeat, so a busy machine slows them alike; the shipped one
+when absent. Prints a table and JSON.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 from _table import print_table
@@ -18,7 +22,7 @@ from bench_folder import photo
 
 from archive_restore.config import MaskConfig
 from archive_restore.damage import synthesize
-from archive_restore.masks import detect
+from archive_restore.masks import detect, learned
 
 
 def scan(mp: float, seed: int = 0) -> np.ndarray:
@@ -34,20 +38,31 @@ def main() -> None:
     ap.add_argument("--mp", type=float, default=6.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--detector", choices=("rules", "learned"), default="rules")
+    ap.add_argument("--graphs", nargs="+", type=Path, default=None, help="learned detector graphs to time in turn")
+    ap.add_argument("--sensitivities", nargs="+", default=["low", "medium", "high"])
     args = ap.parse_args()
     img = scan(args.mp)
+    graphs = args.graphs or [None]
+    shipped = learned.default_detector_path
     rows = []
-    for sens in ("low", "medium", "high"):
-        cfg = MaskConfig(sensitivity=sens, detector=args.detector)
-        detect(img, cfg)
-        ts = []
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            r = detect(img, cfg)
-            ts.append(time.perf_counter() - t)
-        s = float(np.median(ts))
-        rows.append({"detector": args.detector, "sensitivity": sens, "mp": round(img.shape[0] * img.shape[1] / 1e6, 2), "seconds": round(s, 3),
-                     "s_per_mp": round(s / (img.shape[0] * img.shape[1] / 1e6), 3), "flagged_pct": round(100 * float(r.mask.mean()), 3)})
+    for sens in args.sensitivities:
+        cfg = MaskConfig(sensitivity=sens, detector="learned" if args.graphs else args.detector)
+        ts: dict[int, list[float]] = {i: [] for i in range(len(graphs))}
+        flagged = {}
+        for rep in range(args.repeats + 1):  # the first round warms up
+            for i, g in enumerate(graphs):
+                learned.default_detector_path = shipped if g is None else (lambda g=g: g)
+                t = time.perf_counter()
+                r = detect(img, cfg)
+                if rep:
+                    ts[i].append(time.perf_counter() - t)
+                flagged[i] = round(100 * float(r.mask.mean()), 3)
+        learned.default_detector_path = shipped
+        for i, g in enumerate(graphs):
+            s = float(np.median(ts[i]))
+            mp = img.shape[0] * img.shape[1] / 1e6
+            rows.append({"detector": cfg.detector if g is None else g.stem, "sensitivity": sens, "mp": round(mp, 2), "seconds": round(s, 3),
+                         "s_per_mp": round(s / mp, 3), "flagged_pct": flagged[i]})
     print_table(rows, [("detector", "detector", ""), ("sensitivity", "sensitivity", ""), ("MP", "mp", ""), ("seconds", "seconds", ""),
                        ("s/MP", "s_per_mp", ""), ("flagged %", "flagged_pct", "")])
     print(json.dumps(rows))
