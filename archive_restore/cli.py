@@ -41,7 +41,7 @@ class _Detector(str, Enum):
     learned = "learned"
 
 
-DETECTOR_HELP = ("Auto-mask detector: learned (a small network shipped in export/detector_v7_int8.onnx, run by ONNX Runtime) "
+DETECTOR_HELP = ("Auto-mask detector: learned (a small network shipped in export/detector_v8_int8.onnx, run by ONNX Runtime) "
                  "or rules (OpenCV, one detector per kind). docs/quality.md compares them.")
 
 

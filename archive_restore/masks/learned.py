@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 CHANNELS = ("scratches", "dust", "text", "blotches")
-DEFAULT_DETECTOR_NAME = "detector_v7_int8"
+DEFAULT_DETECTOR_NAME = "detector_v8_int8"
 TILE = 2048  # kept centre of each tile (192 px of context each side costs 41 % more pixels, 128 px 27 %)
 OVERLAP = 128  # context on each side when the sidecar has no "context"; TILE and the context are
 # multiples of the sidecar's "multiple", so every tile's fold and coarsest grid line up with the whole image's
