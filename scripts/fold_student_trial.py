@@ -19,12 +19,10 @@ excluded. The new layers learn at 1e-3, the copied ones at 1e-4, half-cosine to 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,16 +47,17 @@ class FoldStudent(N.ContextDetector):
         self.hc = N.conv(b, b)
         self.out = nn.Conv2d(b, 16, 1)
 
-    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def logits_and_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,3,H,W) in [0,1] -> ((B,4,H,W) logits, (B,32,H/2,W/2) features standing in for v8's ``e2`` output)."""
         x1 = self.f1(F.pixel_unshuffle(x, 2))
-        return x1, self.e2(x1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1, x2 = self.trunk(x)
+        x2 = self.e2(x1)
         x3 = self.widen(self.e3(x2))
         y = F.leaky_relu(self.d2b(x2) + F.interpolate(self.d2a(x3), scale_factor=2.0), 0.1)
         z = F.leaky_relu(self.hb(x1) + self.ha(y), 0.1)
-        return F.pixel_shuffle(self.out(z + self.hc(z)), 2)
+        return F.pixel_shuffle(self.out(z + self.hc(z)), 2), x2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits_and_features(x)[0]
 
 
 def train(run: Path, minutes: float, size: int = 192, batch: int = 12) -> None:
@@ -81,15 +80,11 @@ def train(run: Path, minutes: float, size: int = 192, batch: int = 12) -> None:
     for x, _ in loader:
         frac = min(1.0, (time.monotonic() - t0) / (minutes * 60))
         for g, b in zip(opt.param_groups, base):
-            g["lr"] = float(b * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac))))
+            g["lr"] = b * N.cosine_factor(frac)
         with torch.no_grad():
             t2 = teacher.e2(teacher.e1(x))
             target = teacher(x).clamp(-8, 8)
-        x1, x2 = net.trunk(x)
-        x3 = net.widen(net.e3(x2))
-        y = F.leaky_relu(net.d2b(x2) + F.interpolate(net.d2a(x3), scale_factor=2.0), 0.1)
-        z = F.leaky_relu(net.hb(x1) + net.ha(y), 0.1)
-        logits = F.pixel_shuffle(net.out(z + net.hc(z)), 2)
+        logits, x2 = net.logits_and_features(x)
         feat, lg = F.mse_loss(x2, t2), F.mse_loss(logits.clamp(-8, 8), target)
         loss = feat + lg
         opt.zero_grad()

@@ -436,6 +436,20 @@ def focal_bce(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torch
     return (bce * keep).sum() / keep.sum().clamp(min=1)
 
 
+def cosine_factor(frac: float) -> float:
+    """The learning-rate factor ``frac`` (0..1) of the way along a half cosine from 1 to 5 %."""
+    return float(0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
+
+
+def load_matching(net: nn.Module, weights: dict) -> dict:
+    """Load into ``net`` the tensors of ``weights`` whose names and shapes it has (the rest keep
+    their initialisation). Returns the tensors taken."""
+    own = net.state_dict()
+    taken = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    net.load_state_dict(taken, strict=False)
+    return taken
+
+
 def _tick(run: Path, state: dict, step: int, ema: float, opt, t0: float, last: float, done: bool) -> float:
     """After a training step: write ``state`` to RUN/last.pt (atomically) every 250 steps and at
     the end, print progress once a minute and at the end. Returns the time of the last print."""
@@ -488,10 +502,9 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
         src = torch.load(init_from, weights_only=True, map_location="cpu")
         weights = src["net"] if "net" in src else src
         own = net.state_dict()
-        taken = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+        taken = load_matching(net, weights)
         if not taken:
             raise ValueError(f"{init_from}: no weights match arch {arch}")
-        net.load_state_dict(taken, strict=False)
         step = int(src.get("step", 0)) if "net" in src else 0
         print(f"initialised {len(taken)}/{len(own)} tensors from {init_from} (step {step}); new: "
               + (", ".join(sorted({k.split('.')[0] for k in own if k not in taken})) or "none"), flush=True)
@@ -509,7 +522,7 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
         if cosine:
             frac = min(1.0, (step - start) / steps if steps else (time.monotonic() - t0) / (minutes * 60))
             for g in opt.param_groups:
-                g["lr"] = float(lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac))))
+                g["lr"] = lr * cosine_factor(frac)
         loss = focal_bce(net(x), y, focal)
         opt.zero_grad()
         loss.backward()
@@ -557,11 +570,8 @@ def distill(run: Path, teacher_ckpt: Path, minutes: float, size: int = 192, batc
         opt.load_state_dict(state["opt"])
         step = int(state["distill_step"])
     elif init_from is not None:
-        src = torch.load(init_from, weights_only=True, map_location="cpu")["net"]
-        own = net.state_dict()
-        taken = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
-        net.load_state_dict(taken, strict=False)
-        print(f"initialised {len(taken)}/{len(own)} tensors from {init_from}", flush=True)
+        taken = load_matching(net, torch.load(init_from, weights_only=True, map_location="cpu")["net"])
+        print(f"initialised {len(taken)}/{len(net.state_dict())} tensors from {init_from}", flush=True)
     print(f"student {sum(q.numel() for q in net.parameters())} parameters, from distillation step {step}", flush=True)
     net.train()
     loader = torch.utils.data.DataLoader(Crops(training_files(root), size, 10_000_000 + step, clumped=clumped, bright=bright),
@@ -571,7 +581,7 @@ def distill(run: Path, teacher_ckpt: Path, minutes: float, size: int = 192, batc
     for x, _ in loader:
         frac = min(1.0, (time.monotonic() - t0) / (minutes * 60))
         for g, spec in zip(opt.param_groups, groups):
-            g["lr"] = float(spec["base"] * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac))))
+            g["lr"] = spec["base"] * cosine_factor(frac)
         with torch.no_grad():
             target = teacher(x).clamp(-clip, clip)
         loss = F.mse_loss(net(x).clamp(-clip, clip), target)
