@@ -45,6 +45,26 @@ DETECTOR_HELP = ("Auto-mask detector: learned (a small network shipped in export
                  "or rules (OpenCV, one detector per kind). docs/quality.md compares them.")
 
 
+GRAPH_HELP = ("A learned detector's ONNX graph in place of the shipped one (its JSON sidecar, with the thresholds, beside it), "
+              "e.g. one exported by `python -m archive_restore.masks.net export`. Needs --detector learned.")
+
+
+def _detector_graph(detector: "_Detector", graph: Optional[Path]) -> Optional[str]:
+    """The checked ``MaskConfig.detector_graph`` for --detector-graph: None when not given; exits
+    with code 2 when it is given with --detector rules or its sidecar is missing."""
+    if graph is None:
+        return None
+    if detector.value != "learned":
+        fail("--detector-graph needs --detector learned", 2)
+    from archive_restore.masks.learned import detector_id
+
+    try:
+        detector_id(graph)
+    except FileNotFoundError as exc:
+        fail(f"--detector-graph: {exc}", 2)
+    return str(graph.resolve())
+
+
 class _Sensitivity(str, Enum):
     low = "low"
     medium = "medium"
@@ -64,6 +84,7 @@ def folder_cmd(
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not render OUT_DIR/report.html.")] = False,
     mask_sensitivity: Annotated[_Sensitivity, typer.Option("--mask-sensitivity", help="Auto-mask sensitivity.")] = _Sensitivity.medium,
     detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.learned,
+    detector_graph: Annotated[Optional[Path], typer.Option("--detector-graph", exists=True, dir_okay=False, help=GRAPH_HELP)] = None,
     pyramid: Annotated[bool, typer.Option("--pyramid/--no-pyramid", help="Pre-fill holes 16 px or thicker (blotches, tears) with the model's own half-resolution fill: more structure from further away, about a third more model time on those windows. --no-pyramid uses the classical pre-fill everywhere.")] = True,
     grain: Annotated[float, typer.Option("--grain", min=0.0, max=2.0, help="Re-synthesise film grain inside the filled pixels, matched to the grain around each hole (luma only, seeded by the file's hash): 0 = off, 1 = as much as the surroundings. Hides the soft streaks smooth fills leave on grainy scans, at a small cost in PSNR/SSIM against the true photo (docs/quality.md).")] = RuntimeConfig.grain,
 ) -> None:
@@ -92,7 +113,8 @@ def folder_cmd(
     except RuntimeUnavailable as exc:
         fail(str(exc), 1)
     runtime = dataclasses.replace(RuntimeConfig(), device=device.value, workers=workers, pyramid=pyramid, grain=grain)
-    mask_cfg = dataclasses.replace(MaskConfig(), sensitivity=mask_sensitivity.value, detector=detector.value)
+    mask_cfg = dataclasses.replace(MaskConfig(), sensitivity=mask_sensitivity.value, detector=detector.value,
+                                   detector_graph=_detector_graph(detector, detector_graph))
     tty = sys.stdout.isatty()
     state: dict = {}
 
@@ -277,6 +299,7 @@ def masks_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", help="Mask folder [default: <INPUT_DIR>_masks beside the input].")] = None,
     mask_sensitivity: Annotated[str, typer.Option("--mask-sensitivity", help="low, medium or high.")] = "medium",
     detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.learned,
+    detector_graph: Annotated[Optional[Path], typer.Option("--detector-graph", exists=True, dir_okay=False, help=GRAPH_HELP)] = None,
 ) -> None:
     """Write automatic damage masks only (OUT/<relative path>.png, 255 = fill) for review and editing.
 
@@ -295,7 +318,8 @@ def masks_cmd(
         fail(f"--out {dst} is inside the input folder {src}; choose a folder outside it")
     console = Console(stderr=True)
     failed = done = 0
-    for job in write_masks(src, dst, MaskConfig(sensitivity=mask_sensitivity, detector=detector.value)):
+    cfg = MaskConfig(sensitivity=mask_sensitivity, detector=detector.value, detector_graph=_detector_graph(detector, detector_graph))
+    for job in write_masks(src, dst, cfg):
         if job.error:
             failed += 1
             typer.echo(f"error: {job.rel}: {job.error}", err=True)
@@ -317,6 +341,7 @@ def evaluate_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic damage.")] = 0,
     mask_sensitivity: Annotated[str, typer.Option("--mask-sensitivity", help="low, medium or high.")] = "medium",
     detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.learned,
+    detector_graph: Annotated[Optional[Path], typer.Option("--detector-graph", exists=True, dir_okay=False, help=GRAPH_HELP)] = None,
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Write a contact sheet PNG (damaged | GT mask, red = false alarm | TELEA | model | original).")] = None,
     pyramid: Annotated[bool, typer.Option("--pyramid/--no-pyramid", help="The model column with or without the pyramid pre-fill of thick holes (as in `restore folder`).")] = True,
     grain: Annotated[float, typer.Option("--grain", min=0.0, max=2.0, help="Also measure the model's fill with grain re-synthesised at this strength (a model+grain column, used end to end), as `restore folder --grain` does.")] = RuntimeConfig.grain,
@@ -340,6 +365,7 @@ def evaluate_cmd(
         fail(f"unknown kinds {bad}; choose from {list(allowed)}")
     if mask_sensitivity not in ("low", "medium", "high"):
         fail(f"--mask-sensitivity must be low, medium or high, not {mask_sensitivity!r}")
+    mask_cfg = MaskConfig(sensitivity=mask_sensitivity, detector=detector.value, detector_graph=_detector_graph(detector, detector_graph))
     files = list_images(clean_dir)[: limit or None]
     if not files:
         fail(f"no images in {clean_dir}")
@@ -353,7 +379,7 @@ def evaluate_cmd(
     console = Console()
     if sess is None:
         console.print(f"model column unavailable: {why}")
-    report, rows = run_evaluation(images, chosen, MaskConfig(sensitivity=mask_sensitivity, detector=detector.value), sess, seed, 3 if sheet else 0, grain)
+    report, rows = run_evaluation(images, chosen, mask_cfg, sess, seed, 3 if sheet else 0, grain)
     report["model"] = {"id": getattr(sess, "model_id", None), "provider": getattr(sess, "provider", None), "unavailable": why,
                        "pyramid": sess.pyramid if sess is not None else None}
     t = Table(title=f"detection ({len(images)} photos, {detector.value} detector, {mask_sensitivity}, 2 px tolerance)")

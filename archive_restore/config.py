@@ -122,6 +122,9 @@ class MaskConfig:
         detectors spend most of their time in OpenCV and numpy calls that release the GIL.
     detector: "learned" (default: the small network of ``masks.net``, run from export/ by
         ``masks.learned``) or "rules" (the OpenCV detectors, one per kind).
+    detector_graph: the learned detector's ONNX graph (its JSON sidecar beside it, thresholds
+        included), e.g. a retrained one from ``python -m archive_restore.masks.net export``;
+        None = the shipped default (``masks.learned.default_detector_path``). Learned only.
     """
 
     sensitivity: str = "medium"
@@ -131,6 +134,7 @@ class MaskConfig:
     threads: int = 0
     kinds: tuple[str, ...] = ("scratches", "dust", "text", "blotches")
     detector: str = "learned"
+    detector_graph: str | None = None
 
 
 @dataclass(frozen=True)

@@ -160,7 +160,8 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
     methods += ["model+grain"] if grained else []
     e2e_method = "model+grain" if grained else "model" if model is not None else "telea"
     report: dict = {"images": len(images), "kinds": {}, "tolerance_px": TOLERANCE,
-                    "sensitivity": cfg.sensitivity, "detector": cfg.detector, "seed": seed,
+                    "sensitivity": cfg.sensitivity, "detector": cfg.detector,
+                    "detector_graph": cfg.detector_graph, "seed": seed,
                     "methods": methods, "grain": grain if grained else 0.0,
                     "fsr_fast": "measured" if fsr else "left out: this OpenCV has no contrib xphoto module"}
     det_time = 0.0

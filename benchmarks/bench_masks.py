@@ -5,13 +5,14 @@ Usage: python benchmarks/bench_masks.py [--mp 6] [--repeats 3] [--detector rules
 The scan is ``bench_folder.photo`` (smooth shading, hard-edged shapes, grain) with synthetic
 scratches and dust painted in (``damage.synthesize``); the figure is the median wall time of
 ``masks.detect`` after one warm-up. ``--graphs``: learned detector graphs (each with its JSON
-sidecar) timed in turn within each repeat, so a busy machine slows them alike; the shipped one
-when absent. Prints a table and JSON.
+sidecar, run as ``MaskConfig.detector_graph``) timed in turn within each repeat, so a busy
+machine slows them alike; the shipped one when absent. Prints a table and JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from bench_folder import photo
 
 from archive_restore.config import MaskConfig
 from archive_restore.damage import synthesize
-from archive_restore.masks import detect, learned
+from archive_restore.masks import detect
 
 
 def scan(mp: float, seed: int = 0) -> np.ndarray:
@@ -43,21 +44,19 @@ def main() -> None:
     args = ap.parse_args()
     img = scan(args.mp)
     graphs = args.graphs or [None]
-    shipped = learned.default_detector_path
     rows = []
     for sens in args.sensitivities:
         cfg = MaskConfig(sensitivity=sens, detector="learned" if args.graphs else args.detector)
+        cfgs = [cfg if g is None else dataclasses.replace(cfg, detector_graph=str(g)) for g in graphs]
         ts: dict[int, list[float]] = {i: [] for i in range(len(graphs))}
         flagged = {}
         for rep in range(args.repeats + 1):  # the first round warms up
-            for i, g in enumerate(graphs):
-                learned.default_detector_path = shipped if g is None else (lambda g=g: g)
+            for i, c in enumerate(cfgs):
                 t = time.perf_counter()
-                r = detect(img, cfg)
+                r = detect(img, c)
                 if rep:
                     ts[i].append(time.perf_counter() - t)
                 flagged[i] = round(100 * float(r.mask.mean()), 3)
-        learned.default_detector_path = shipped
         for i, g in enumerate(graphs):
             s = float(np.median(ts[i]))
             mp = img.shape[0] * img.shape[1] / 1e6

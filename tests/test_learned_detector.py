@@ -373,6 +373,13 @@ def test_folder_records_the_detector_and_refuses_a_missing_one(monkeypatch, tmp_
     with pytest.raises(pipeline.UsageError, match="learned detector not found"):
         pipeline.restore_folder(inp, tmp_path / "o2", auto_mask=True, mask_cfg=MaskConfig(detector="learned"),
                                 session=FakeSession(), handle_sigint=False)
+    # a chosen graph is recorded by its own hash, whatever the default is
+    pipeline.restore_folder(inp, tmp_path / "o3", auto_mask=True, session=FakeSession(), handle_sigint=False,
+                            mask_cfg=MaskConfig(detector="learned", detector_graph=str(random_detector)))
+    rec = [json.loads(line) for line in (tmp_path / "o3" / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    settings = [r["settings"] for r in rec if "settings" in r]
+    assert settings[-1]["detector_id"] == learned.detector_id(random_detector)
+    assert settings[-1]["mask_config"]["detector_graph"] == str(random_detector)
 
 
 def test_int8_export_stays_close_to_fp32(tmp_path):
@@ -597,3 +604,34 @@ def test_ignore_band_leaves_faint_damage_out_of_the_loss():
     want = F.binary_cross_entropy_with_logits(logits[rest], target[rest])
     assert torch.allclose(focal_bce(logits, marked, 0.0), want)
     assert not torch.allclose(focal_bce(logits, target, 0.0), want)
+
+
+def test_detector_graph_chooses_the_graph_without_touching_the_default(tmp_path, random_detector):
+    """``MaskConfig.detector_graph`` (``--detector-graph``) runs the given graph: the same mask as
+    calling the learned detector on that path, and `restore masks` writes it; given with the rules
+    detector, or without its sidecar, it is refused before any image is read."""
+    from archive_restore.masks.learned import detect_kinds_learned
+
+    im = np.random.default_rng(8).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    r = detect(im, MaskConfig(detector="learned", sensitivity="high", detector_graph=str(random_detector)))
+    direct = detect_kinds_learned(im, "high", MaskConfig().kinds, random_detector)
+    assert r.kind_pixels == {k: int(m.sum()) for k, m in direct.items()}
+    assert r.kind_pixels["scratches"] > 0  # the fixture's graph fires on its scratches channel at high
+    with pytest.raises(ValueError, match="learned detector only"):
+        detect(im, MaskConfig(detector="rules", detector_graph=str(random_detector)))
+    src = tmp_path / "scans"
+    src.mkdir()
+    Image.fromarray(im).save(src / "a.png")
+    runner = CliRunner()
+    res = runner.invoke(app, ["masks", str(src), "--out", str(tmp_path / "m"), "--mask-sensitivity", "high",
+                              "--detector-graph", str(random_detector)])
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "m" / "a.png")) > 0, r.mask)
+    res = runner.invoke(app, ["masks", str(src), "--out", str(tmp_path / "m2"), "--detector", "rules",
+                              "--detector-graph", str(random_detector)])
+    assert res.exit_code == 2 and "needs --detector learned" in res.output
+    lone = tmp_path / "lone.onnx"
+    lone.write_bytes(random_detector.read_bytes())
+    res = runner.invoke(app, ["masks", str(src), "--out", str(tmp_path / "m3"), "--detector-graph", str(lone)])
+    assert res.exit_code == 2 and "lone.json" in res.output
+    assert not (tmp_path / "m2").exists() and not (tmp_path / "m3").exists()

@@ -3,7 +3,7 @@
 Public entry point: ``detect(image, cfg) -> MaskResult``. Two detectors, chosen by
 ``MaskConfig.detector``: "rules", one OpenCV module per kind (scratches/cracks, dust, text,
 blotches) tiled by ``combine``; "learned", the small network of ``net`` run from its ONNX
-export by ``learned``. Both give per-kind masks that ``combine.unite`` joins and dilates.
+export by ``learned`` (the shipped graph, or ``MaskConfig.detector_graph``). Both give per-kind masks that ``combine.unite`` joins and dilates.
 """
 
 from __future__ import annotations
@@ -33,13 +33,18 @@ def detect(image: np.ndarray, cfg: MaskConfig = MaskConfig()) -> MaskResult:
 
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"detect expects (H,W,3) uint8 RGB, got {image.shape} {image.dtype}")
+    if cfg.detector not in ("rules", "learned"):
+        raise ValueError(f"unknown detector {cfg.detector!r}; choose rules or learned")
+    if cfg.detector_graph is not None and cfg.detector != "learned":
+        raise ValueError("a detector graph is run by the learned detector only (detector='learned')")
     if cfg.detector == "rules":
         kinds = detect_kinds(image, cfg)
-    elif cfg.detector == "learned":
+    else:
+        from pathlib import Path
+
         from archive_restore.masks.learned import detect_kinds_learned
 
-        kinds = detect_kinds_learned(image, cfg.sensitivity, cfg.kinds)
-    else:
-        raise ValueError(f"unknown detector {cfg.detector!r}; choose rules or learned")
+        graph = Path(cfg.detector_graph) if cfg.detector_graph is not None else None
+        kinds = detect_kinds_learned(image, cfg.sensitivity, cfg.kinds, graph)
     mask = unite(kinds, image.shape[:2], cfg.dilate)
     return MaskResult(mask=mask, kind_pixels={k: int(m.sum()) for k, m in kinds.items()})
