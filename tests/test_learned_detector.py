@@ -635,3 +635,30 @@ def test_detector_graph_chooses_the_graph_without_touching_the_default(tmp_path,
     res = runner.invoke(app, ["masks", str(src), "--out", str(tmp_path / "m3"), "--detector-graph", str(lone)])
     assert res.exit_code == 2 and "lone.json" in res.output
     assert not (tmp_path / "m2").exists() and not (tmp_path / "m3").exists()
+
+
+def test_scene_structure_rules_never_modify_their_input_and_share_components():
+    """The bar and lattice rules return a new mask when they remove something and the input
+    itself when not (the caller then reuses its components); the input is never changed, and
+    passing ``components`` gives the same answer as letting the rule compute them."""
+    m = np.zeros((240, 320), np.uint8)
+    _railing(m, 20, 30)
+    fence = m.astype(bool)
+    before = fence.copy()
+    out = learned.drop_bar_families(fence, cc=learned.components(fence))
+    assert out is not fence and not out.any() and np.array_equal(fence, before)
+    line = np.zeros((240, 320), bool)
+    line[100:102, 10:300] = True
+    assert learned.drop_bar_families(line) is line and learned.drop_lattices(line) is line
+    mesh = np.zeros((300, 300), np.uint8)
+    for k in range(30, 271, 12):
+        cv2.line(mesh, (k, 30), (k, 270), 1, 2)
+        cv2.line(mesh, (30, k), (270, k), 1, 2)
+    mesh = mesh.astype(bool)
+    kept = mesh.copy()
+    a, b = learned.drop_lattices(mesh), learned.drop_lattices(mesh, cc=learned.components(mesh))
+    assert np.array_equal(a, b) and a.sum() < 0.1 * mesh.sum() and np.array_equal(mesh, kept)
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 100, 1001):
+        v = rng.random(n) * 50
+        assert learned._percentile90(v) == pytest.approx(float(np.percentile(v, 90)), abs=1e-12)
