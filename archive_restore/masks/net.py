@@ -24,7 +24,8 @@ every kind than its BCE pair); neither is shipped (docs/quality.md).
 ``--ignore LEVELS`` leaves damage pixels the damage changed by that many grey levels or less out
 of the loss (session-13 trial, trained beside a step-matched control, not yet evaluated), and
 ``--steps N`` stops a run after N steps with the cosine over the steps, so two runs sharing the
-CPU get the same schedule.
+CPU get the same schedule. ``--speckle SHARE`` gives that share of all crops dense fine specks
+labelled as dust (``speckle``: the dust of real scratched prints, session 17).
 Damage is drawn on the whole photo, then cropped, so its size follows the photo's as
 ``restore evaluate`` draws it; 35 % of the photos stay clean. Sources are drawn evenly, faces
 at ``FACE_SHARE`` (they are two thirds of the files; scans hold streets, gravel, fabric and
@@ -38,7 +39,7 @@ quantization), about twice as fast on the CPU.
 Usage: python -m archive_restore.masks.net train RUN [--minutes 120] [--size 128] [--batch 16] [--data DIR] [--lr 1e-3]
                                                    [--arch unet|s2d|unet_ctx] [--cosine] [--init-from CKPT] [--clumped-grain 0.25]
                                                    [--blown 0.15] [--blown-bright 0.2] [--focal 2] [--ignore 8]
-                                                   [--steps N] [--threads 2]
+                                                   [--steps N] [--threads 2] [--speckle 0.3]
                                                    (unet_ctx: detector_v4 and the shipped detector_v7; unet: detector_v2)
        python -m archive_restore.masks.net distill RUN TEACHER.pt [--minutes 60] [--lr 5e-4] [--trunk-lr 1e-4] [--size 192]
                                                    [--batch 12] [--init-from STUDENT.pt]   (unet_ctx -> unet_ctx_split)
@@ -303,7 +304,8 @@ class Probabilities(nn.Module):
 
 
 def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_share: float = 0.35,
-                 clumped: float = 0.0, blown: float = 0.0, bright: float = 0.0, ignore: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                 clumped: float = 0.0, blown: float = 0.0, bright: float = 0.0, ignore: float = 0.0,
+                 speckled: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One training pair from a (H,W,3) uint8 photo: (size,size,3) uint8 and (4,size,size) bool
     targets (``CHANNELS`` order); with ``ignore`` > 0, uint8 targets in {0, 1, ``IGNORE``}: a
     damage pixel the damage changed by ``ignore`` grey levels or less (in every channel) is
@@ -316,8 +318,9 @@ def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_sha
     damage stays sharp). ``clumped``: the
     share of crops, clean or damaged, given ``clumped_grain`` last; ``blown``: the share of photos
     over-exposed (``blown_out``) before the damage; ``bright``: the share with only their
-    highlights over-exposed (``blown_bright``). All 0 in v4's recipe; detector_v7's last stages
-    used clumped 0.25 and bright 0.2."""
+    highlights over-exposed (``blown_bright``); ``speckled``: the share of crops, clean or
+    damaged, given ``speckle`` (dense fine specks, labelled dust) before the clumped grain. All 0
+    in v4's recipe; detector_v7's last stages used clumped 0.25 and bright 0.2."""
     if rng.random() < 0.35:
         f = rng.uniform(1.0, 2.0)
         img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
@@ -340,6 +343,9 @@ def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_sha
                     target[c] |= d.kind_masks[k]
         if rng.random() < 0.5:  # grain over the damage as well
             img = _add_grey(img, rng.normal(0.0, rng.uniform(1.0, 4.0), (h, w)).astype(np.float32))
+    if speckled and rng.random() < speckled:  # (as for clumped below)
+        img, specks = speckle(img, rng)
+        target[1] |= specks
     if clumped and rng.random() < clumped:  # at 0 no number is drawn: the shipped recipe's stream stays as it was
         img = clumped_grain(img, rng)
     y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
@@ -388,12 +394,50 @@ def clumped_grain(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _add_grey(img, g)
 
 
+def speckle(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(H,W,3) uint8 -> (the same with dense fine specks, (H,W) bool: the pixels they changed by
+    more than ``damage.DIFF_THRESHOLD`` levels in some channel, the dust label).
+
+    Real scratched prints (``old_photos/scratched``; bd_h's sky, for one) carry dust as thousands
+    of 1-2 px specks, mostly white, over about 0.2-3 % of the photo, where ``damage.py``'s dust
+    draws tens of soft 1-8 px specks per 256 px crop. detector_v8, trained on those alone, scores
+    such a sky as clean, and 1 % of white 1-px specks over synthetic scratches halve the scratch
+    pixels it scores above 0.95 (docs/quality.md, session 17). Here: a density drawn
+    log-uniformly in [0.2 %, 3 %] of the pixels, three quarters of the specks white (215-255),
+    the rest near-black (5-60), neutral grey in every channel, a quarter of them 2 px, at alpha
+    0.5-1, soft (Gaussian 0.3-0.5 px) in 40 % of the photos."""
+    from archive_restore.damage import DIFF_THRESHOLD
+
+    h, w = img.shape[:2]
+    n = int(rng.poisson(np.exp(rng.uniform(np.log(0.002), np.log(0.03))) * h * w))
+    ys, xs = rng.integers(0, h, n), rng.integers(0, w, n)
+    alpha = rng.uniform(0.5, 1.0, n).astype(np.float32)
+    white = rng.random(n) < 0.75
+    level = np.where(white, rng.uniform(215, 255, n), rng.uniform(5, 60, n)).astype(np.float32)
+    a = np.zeros((h, w), np.float32)
+    c = np.zeros((h, w), np.float32)
+    two = rng.random(n) < 0.25
+    horiz = rng.random(n) < 0.5
+    for dy, dx, sel in ((0, 0, np.ones(n, bool)), (1, 0, two & ~horiz), (0, 1, two & horiz)):
+        y, x = np.minimum(ys[sel] + dy, h - 1), np.minimum(xs[sel] + dx, w - 1)
+        a[y, x], c[y, x] = alpha[sel], level[sel]
+    if rng.random() < 0.4:
+        sigma = float(rng.uniform(0.3, 0.5))
+        wsum = cv2.GaussianBlur(a, (0, 0), sigma)
+        c = cv2.GaussianBlur(a * c, (0, 0), sigma) / np.maximum(wsum, 1e-6)
+        a = np.clip(wsum * 2.0, 0.0, 1.0)
+    out = img.astype(np.float32) * (1.0 - a[..., None]) + (a * c)[..., None]
+    out = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    changed = (np.abs(out.astype(np.int16) - img.astype(np.int16)) > DIFF_THRESHOLD).any(axis=2)
+    return out, changed
+
+
 class Crops(torch.utils.data.IterableDataset):
     """Endless (image (3,S,S) float [0,1], target (4,S,S) {0,1}) pairs; the stream is a function
     of (seed, worker): a run seeds it with its starting step, so a resumed run draws new crops."""
 
     def __init__(self, files: list[Path], size: int, seed: int, **looks: float):
-        """``looks``: ``damaged_crop``'s shares (clumped, blown, bright), passed on as they are."""
+        """``looks``: ``damaged_crop``'s shares (clumped, blown, bright, ignore, speckled), passed on as they are."""
         self.size, self.seed, self.looks = size, seed, looks
         groups: dict[str, list[Path]] = {}
         for f in files:
@@ -465,7 +509,7 @@ def _tick(run: Path, state: dict, step: int, ema: float, opt, t0: float, last: f
 def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Path = TRAIN_ROOT, lr: float = 1e-3,
           arch: str = "unet", cosine: bool = False, init_from: Path | None = None, clumped: float = 0.0,
           blown: float = 0.0, focal: float = 0.0, bright: float = 0.0, ignore: float = 0.0, steps: int = 0,
-          threads: int = 2) -> None:
+          threads: int = 2, speckled: float = 0.0) -> None:
     """Train (or resume) RUN/last.pt for ``minutes`` of wall time, or for ``steps`` steps from
     where it starts when ``steps`` > 0 (then the cosine runs over the steps, so two runs sharing
     the CPU get the same schedule); checkpoints every 250 steps.
@@ -479,7 +523,8 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
     139 minutes and bright 0.2 in the final 24). ``focal``: the focal loss's gamma (``focal_bce``;
     0 = plain BCE, the shipped recipe). ``ignore``: leave damage pixels changed by this many grey
     levels or less out of the loss (``damaged_crop``; 0 = every ground-truth pixel, the shipped
-    recipe). ``threads``: torch's intra-op threads."""
+    recipe). ``speckled``: the share of crops given ``speckle`` (0 = every shipped detector up to
+    v8). ``threads``: torch's intra-op threads."""
     torch.set_num_threads(threads)
     run.mkdir(parents=True, exist_ok=True)
     files = training_files(root)
@@ -508,11 +553,13 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
         step = int(src.get("step", 0)) if "net" in src else 0
         print(f"initialised {len(taken)}/{len(own)} tensors from {init_from} (step {step}); new: "
               + (", ".join(sorted({k.split('.')[0] for k in own if k not in taken})) or "none"), flush=True)
-    recipe = {"clumped": clumped, "blown": blown, "focal": focal, "bright": bright, "ignore": ignore}  # saved in checkpoints (absent: 0, v4's recipe)
+    recipe = {"clumped": clumped, "blown": blown, "focal": focal, "bright": bright, "ignore": ignore,
+              "speckled": speckled}  # saved in checkpoints (absent: 0, v4's recipe)
     if state and (was := {k: float(state.get(k, 0.0)) for k in recipe}) != recipe:
         print(f"note: {ck} was trained with {was}; this run uses {recipe}", flush=True)
     print(f"arch {arch}, {sum(p.numel() for p in net.parameters()) / 1e6:.3f} M parameters, from step {step},"
-          f" clumped grain {clumped}, blown {blown}, blown bright {bright}, focal gamma {focal}, ignore <= {ignore} levels", flush=True)
+          f" clumped grain {clumped}, blown {blown}, blown bright {bright}, focal gamma {focal}, ignore <= {ignore} levels,"
+          f" speckled {speckled}", flush=True)
     looks = {k: v for k, v in recipe.items() if k != "focal"}
     loader = torch.utils.data.DataLoader(Crops(files, size, step, **looks), batch_size=batch, num_workers=1)
     t0 = last = time.monotonic()
@@ -695,13 +742,14 @@ def export(ckpt: Path, out: Path, int8: bool = False, int8_files: list[Path] | N
 
 def main(argv: list[str]) -> None:
     opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch", "--data", "--lr", "--arch", "--init-from", "--clumped-grain", "--blown", "--focal",
-                                                 "--blown-bright", "--ignore", "--steps", "--threads", "--trunk-lr") if k in argv}
+                                                 "--blown-bright", "--ignore", "--steps", "--threads", "--trunk-lr", "--speckle") if k in argv}
     if argv and argv[0] == "train":
         train(Path(argv[1]), float(opt.get("--minutes", 120)), int(opt.get("--size", 128)), int(opt.get("--batch", 16)),
               Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 1e-3)), opt.get("--arch", "unet"), "--cosine" in argv,
               Path(opt["--init-from"]) if "--init-from" in opt else None, float(opt.get("--clumped-grain", 0.0)),
               float(opt.get("--blown", 0.0)), float(opt.get("--focal", 0.0)), float(opt.get("--blown-bright", 0.0)),
-              float(opt.get("--ignore", 0.0)), int(opt.get("--steps", 0)), int(opt.get("--threads", 2)))
+              float(opt.get("--ignore", 0.0)), int(opt.get("--steps", 0)), int(opt.get("--threads", 2)),
+              float(opt.get("--speckle", 0.0)))
     elif argv and argv[0] == "distill":
         distill(Path(argv[1]), Path(argv[2]), float(opt.get("--minutes", 60)), int(opt.get("--size", 192)), int(opt.get("--batch", 12)),
                 Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 5e-4)), float(opt.get("--trunk-lr", 1e-4)),
