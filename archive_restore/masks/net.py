@@ -598,12 +598,13 @@ def distill(run: Path, teacher_ckpt: Path, minutes: float, size: int = 192, batc
     steps carry the teacher's step as "step" and the distillation's as "distill_step"."""
     torch.set_num_threads(threads)
     run.mkdir(parents=True, exist_ok=True)
-    teacher = load(teacher_ckpt)
+    tstate = torch.load(teacher_ckpt, weights_only=True, map_location="cpu")
+    teacher = from_state(tstate, teacher_ckpt)
     if not isinstance(teacher, ContextDetector) or isinstance(teacher, SplitDecoderDetector):
         raise ValueError(f"{teacher_ckpt}: the teacher must be a unet_ctx checkpoint")
     for q in teacher.parameters():
         q.requires_grad_(False)
-    tstep = int(torch.load(teacher_ckpt, weights_only=True, map_location="cpu").get("step", 0))
+    tstep = int(tstate.get("step", 0))
     net = SplitDecoderDetector.from_context(teacher)
     decoder = ("d2a", "d2b", "d1a", "d1b", "d1c", "out")
     groups = [{"params": [q for n, q in net.named_parameters() if n.split(".")[0] in decoder], "base": lr},
@@ -648,7 +649,11 @@ def distill(run: Path, teacher_ckpt: Path, minutes: float, size: int = 192, batc
 def load(ckpt: Path) -> nn.Module:
     """A trained detector from a checkpoint (``torch.load(weights_only=True)``: no pickled code);
     its class is ``ARCHS[checkpoint["arch"]]`` (v2 checkpoints have no "arch": the U-Net)."""
-    state = torch.load(ckpt, weights_only=True, map_location="cpu")
+    return from_state(torch.load(ckpt, weights_only=True, map_location="cpu"), ckpt)
+
+
+def from_state(state: dict, ckpt: Path | str = "checkpoint") -> nn.Module:
+    """``load``'s network from an already loaded checkpoint dict (``ckpt`` names it in errors)."""
     arch = state.get("arch", "unet") if "net" in state else "unet"
     if arch not in ARCHS:
         raise ValueError(f"{ckpt}: unknown detector architecture {arch!r}; known: {sorted(ARCHS)}")
