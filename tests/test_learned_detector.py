@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from archive_restore.cli import app
 from archive_restore.config import MaskConfig
 from archive_restore.masks import detect, learned
-from archive_restore.masks.net import ARCHS, CHANNELS, blown_bright, blown_out, clumped_grain, damaged_crop, export, speckle
+from archive_restore.masks.net import ARCHS, CHANNELS, blown_bright, blown_out, clumped_grain, damaged_crop, export, scuffs, speckle
 
 # context each side that makes tiles match the whole image, per architecture (about half the
 # receptive field), and one that is too small to; keyed by the sidecar's "multiple"
@@ -688,3 +688,28 @@ def test_speckle_is_dense_fine_dust_and_labelled_exactly():
         assert t[1].any() and not t[0].any() and not t[2:].any()
     im, t = damaged_crop(big, np.random.default_rng(0), 96, clean_share=1.0)
     assert not t.any()  # off by default: the shipped recipe's crops are unchanged
+
+
+def test_scuffs_are_short_fine_scratches_labelled_exactly():
+    """A field of short fine scratches for training: the label is exactly the pixels changed by
+    more than 2 levels (strokes of 1-2 px, whose softened edges count too), thin (a 7 px disc
+    fits in almost none of it), in several pieces, mostly white, neutral on a grey photo, seeded; through ``damaged_crop``
+    they are labelled scratches on crops that are otherwise clean."""
+    flat = np.full((256, 256, 3), 110, np.uint8)
+    for seed in range(6):
+        out, lab = scuffs(flat, np.random.default_rng(seed))
+        diff = np.abs(out.astype(int) - flat).max(axis=2)
+        assert np.array_equal(lab, diff > 2) and lab.any()
+        assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+        assert 0.002 < lab.mean() < 0.15
+        assert (out[lab, 0] > 110).mean() > 0.5  # mostly white
+        opened = cv2.morphologyEx(lab.astype(np.uint8), cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
+        assert opened.sum() < 0.15 * lab.sum()  # thin (a blotch or a speck cluster would keep most of itself)
+        n, _, st, _ = cv2.connectedComponentsWithStats(lab.astype(np.uint8), connectivity=8)
+        assert n - 1 >= 3  # several separate pieces, not one long line
+    a, b = scuffs(flat, np.random.default_rng(2)), scuffs(flat, np.random.default_rng(2))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    big = np.full((160, 160, 3), 128, np.uint8)
+    for seed in range(4):
+        _, t = damaged_crop(big, np.random.default_rng(seed), 96, clean_share=1.0, scuffed=1.0)
+        assert t[0].any() and not t[1:].any()

@@ -25,7 +25,8 @@ every kind than its BCE pair); neither is shipped (docs/quality.md).
 of the loss (session-13 trial, trained beside a step-matched control, not yet evaluated), and
 ``--steps N`` stops a run after N steps with the cosine over the steps, so two runs sharing the
 CPU get the same schedule. ``--speckle SHARE`` gives that share of all crops dense fine specks
-labelled as dust (``speckle``: the dust of real scratched prints, session 17).
+labelled as dust (``speckle``: the dust of real scratched prints, session 17), and ``--scuffs
+SHARE`` a field of short fine scratches without a long one (``scuffs``, the same prints).
 Damage is drawn on the whole photo, then cropped, so its size follows the photo's as
 ``restore evaluate`` draws it; 35 % of the photos stay clean. Sources are drawn evenly, faces
 at ``FACE_SHARE`` (they are two thirds of the files; scans hold streets, gravel, fabric and
@@ -39,7 +40,7 @@ quantization), about twice as fast on the CPU.
 Usage: python -m archive_restore.masks.net train RUN [--minutes 120] [--size 128] [--batch 16] [--data DIR] [--lr 1e-3]
                                                    [--arch unet|s2d|unet_ctx] [--cosine] [--init-from CKPT] [--clumped-grain 0.25]
                                                    [--blown 0.15] [--blown-bright 0.2] [--focal 2] [--ignore 8]
-                                                   [--steps N] [--threads 2] [--speckle 0.3]
+                                                   [--steps N] [--threads 2] [--speckle 0.3] [--scuffs 0.3]
                                                    (unet_ctx: detector_v4 and the shipped detector_v7; unet: detector_v2)
        python -m archive_restore.masks.net distill RUN TEACHER.pt [--minutes 60] [--lr 5e-4] [--trunk-lr 1e-4] [--size 192]
                                                    [--batch 12] [--init-from STUDENT.pt]   (unet_ctx -> unet_ctx_split)
@@ -305,7 +306,7 @@ class Probabilities(nn.Module):
 
 def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_share: float = 0.35,
                  clumped: float = 0.0, blown: float = 0.0, bright: float = 0.0, ignore: float = 0.0,
-                 speckled: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                 speckled: float = 0.0, scuffed: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One training pair from a (H,W,3) uint8 photo: (size,size,3) uint8 and (4,size,size) bool
     targets (``CHANNELS`` order); with ``ignore`` > 0, uint8 targets in {0, 1, ``IGNORE``}: a
     damage pixel the damage changed by ``ignore`` grey levels or less (in every channel) is
@@ -319,8 +320,9 @@ def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_sha
     share of crops, clean or damaged, given ``clumped_grain`` last; ``blown``: the share of photos
     over-exposed (``blown_out``) before the damage; ``bright``: the share with only their
     highlights over-exposed (``blown_bright``); ``speckled``: the share of crops, clean or
-    damaged, given ``speckle`` (dense fine specks, labelled dust) before the clumped grain. All 0
-    in v4's recipe; detector_v7's last stages used clumped 0.25 and bright 0.2."""
+    damaged, given ``speckle`` (dense fine specks, labelled dust) before the clumped grain;
+    ``scuffed``: the share given ``scuffs`` (a field of short fine scratches, labelled scratches)
+    before that. All 0 in v4's recipe; detector_v7's last stages used clumped 0.25 and bright 0.2."""
     if rng.random() < 0.35:
         f = rng.uniform(1.0, 2.0)
         img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
@@ -343,6 +345,9 @@ def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_sha
                     target[c] |= d.kind_masks[k]
         if rng.random() < 0.5:  # grain over the damage as well
             img = _add_grey(img, rng.normal(0.0, rng.uniform(1.0, 4.0), (h, w)).astype(np.float32))
+    if scuffed and rng.random() < scuffed:  # (as for clumped below)
+        img, lines = scuffs(img, rng)
+        target[0] |= lines
     if speckled and rng.random() < speckled:  # (as for clumped below)
         img, specks = speckle(img, rng)
         target[1] |= specks
@@ -392,6 +397,45 @@ def clumped_grain(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     g = cv2.GaussianBlur(rng.normal(0.0, 1.0, img.shape[:2]).astype(np.float32), (0, 0), rng.uniform(0.6, 1.4))
     g *= rng.uniform(2.0, 7.0) / max(float(g.std()), 1e-6)
     return _add_grey(img, g)
+
+
+def scuffs(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(H,W,3) uint8 -> (the same with a field of short fine scratches, (H,W) bool: the pixels
+    they changed by more than ``damage.DIFF_THRESHOLD`` levels, the scratches label).
+
+    Real scratched prints (``old_photos/scratched``; bd_h's sky) often carry dozens of short, fine,
+    mostly white scratches sharing a direction, with no long scratch at all. ``damage.py`` draws
+    such scuffs only beside its long scratches, and detector_v8 scores them high only when a long
+    scratch crosses the photo too (its context branch sees the whole photo): on bd_h as it is it
+    flags almost none of them, with one synthetic long scratch pasted in it scores most of them
+    0.5-0.9 (docs/quality.md, session 17). Here: 8-40 scratches per 256 px square of photo (at
+    least 8), 3-15 % of its diagonal long, 70 % within about 15 degrees of one direction, 1 px
+    (a fifth 2 px), 85 % white, at 0.4-1 intensity along a smooth profile, slightly softened."""
+    from archive_restore.damage import DIFF_THRESHOLD, _bright_colour, _curve, _dark_colour, _draw_stroke, _smooth_profile, _to_alpha
+
+    h, w = img.shape[:2]
+    diag = float(np.hypot(h, w))
+    n = max(8, int(rng.integers(8, 41) * (h * w / 65536.0) ** 0.5))
+    main = rng.uniform(0, np.pi)
+    out = img.astype(np.float32)
+    for white in (True, False):
+        canvas = np.zeros((h, w), np.uint8)
+        for _ in range(n):
+            if (rng.random() < 0.85) != white:
+                continue
+            a = main + rng.normal(0, 0.25) if rng.random() < 0.7 else rng.uniform(0, np.pi)
+            p0 = np.array([rng.uniform(0, w), rng.uniform(0, h)])
+            pts = _curve(rng, p0, a, diag * rng.uniform(0.03, 0.15), rng.normal(0, 0.02))
+            inten = rng.uniform(0.4, 1.0) * np.clip(0.4 + 0.8 * _smooth_profile(rng, len(pts), 4), 0, 1)
+            _draw_stroke(canvas, pts, inten, 1 if rng.random() < 0.8 else 2)
+        alpha = _to_alpha(canvas, blur=float(rng.uniform(0.0, 0.5)))[..., None]
+        colour = _bright_colour(rng) if white else _dark_colour(rng)
+        if np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]):
+            colour = np.full(3, colour @ np.array([0.299, 0.587, 0.114], np.float32), np.float32)
+        out = out * (1.0 - alpha) + colour * alpha
+    res = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    changed = (np.abs(res.astype(np.int16) - img.astype(np.int16)) > DIFF_THRESHOLD).any(axis=2)
+    return res, changed
 
 
 def speckle(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -509,7 +553,7 @@ def _tick(run: Path, state: dict, step: int, ema: float, opt, t0: float, last: f
 def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Path = TRAIN_ROOT, lr: float = 1e-3,
           arch: str = "unet", cosine: bool = False, init_from: Path | None = None, clumped: float = 0.0,
           blown: float = 0.0, focal: float = 0.0, bright: float = 0.0, ignore: float = 0.0, steps: int = 0,
-          threads: int = 2, speckled: float = 0.0) -> None:
+          threads: int = 2, speckled: float = 0.0, scuffed: float = 0.0) -> None:
     """Train (or resume) RUN/last.pt for ``minutes`` of wall time, or for ``steps`` steps from
     where it starts when ``steps`` > 0 (then the cosine runs over the steps, so two runs sharing
     the CPU get the same schedule); checkpoints every 250 steps.
@@ -523,8 +567,8 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
     139 minutes and bright 0.2 in the final 24). ``focal``: the focal loss's gamma (``focal_bce``;
     0 = plain BCE, the shipped recipe). ``ignore``: leave damage pixels changed by this many grey
     levels or less out of the loss (``damaged_crop``; 0 = every ground-truth pixel, the shipped
-    recipe). ``speckled``: the share of crops given ``speckle`` (0 = every shipped detector up to
-    v8). ``threads``: torch's intra-op threads."""
+    recipe). ``speckled``, ``scuffed``: the shares of crops given ``speckle`` and ``scuffs`` (0 =
+    every shipped detector up to v8). ``threads``: torch's intra-op threads."""
     torch.set_num_threads(threads)
     run.mkdir(parents=True, exist_ok=True)
     files = training_files(root)
@@ -554,12 +598,12 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
         print(f"initialised {len(taken)}/{len(own)} tensors from {init_from} (step {step}); new: "
               + (", ".join(sorted({k.split('.')[0] for k in own if k not in taken})) or "none"), flush=True)
     recipe = {"clumped": clumped, "blown": blown, "focal": focal, "bright": bright, "ignore": ignore,
-              "speckled": speckled}  # saved in checkpoints (absent: 0, v4's recipe)
+              "speckled": speckled, "scuffed": scuffed}  # saved in checkpoints (absent: 0, v4's recipe)
     if state and (was := {k: float(state.get(k, 0.0)) for k in recipe}) != recipe:
         print(f"note: {ck} was trained with {was}; this run uses {recipe}", flush=True)
     print(f"arch {arch}, {sum(p.numel() for p in net.parameters()) / 1e6:.3f} M parameters, from step {step},"
           f" clumped grain {clumped}, blown {blown}, blown bright {bright}, focal gamma {focal}, ignore <= {ignore} levels,"
-          f" speckled {speckled}", flush=True)
+          f" speckled {speckled}, scuffed {scuffed}", flush=True)
     looks = {k: v for k, v in recipe.items() if k != "focal"}
     loader = torch.utils.data.DataLoader(Crops(files, size, step, **looks), batch_size=batch, num_workers=1)
     t0 = last = time.monotonic()
@@ -747,14 +791,14 @@ def export(ckpt: Path, out: Path, int8: bool = False, int8_files: list[Path] | N
 
 def main(argv: list[str]) -> None:
     opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch", "--data", "--lr", "--arch", "--init-from", "--clumped-grain", "--blown", "--focal",
-                                                 "--blown-bright", "--ignore", "--steps", "--threads", "--trunk-lr", "--speckle") if k in argv}
+                                                 "--blown-bright", "--ignore", "--steps", "--threads", "--trunk-lr", "--speckle", "--scuffs") if k in argv}
     if argv and argv[0] == "train":
         train(Path(argv[1]), float(opt.get("--minutes", 120)), int(opt.get("--size", 128)), int(opt.get("--batch", 16)),
               Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 1e-3)), opt.get("--arch", "unet"), "--cosine" in argv,
               Path(opt["--init-from"]) if "--init-from" in opt else None, float(opt.get("--clumped-grain", 0.0)),
               float(opt.get("--blown", 0.0)), float(opt.get("--focal", 0.0)), float(opt.get("--blown-bright", 0.0)),
               float(opt.get("--ignore", 0.0)), int(opt.get("--steps", 0)), int(opt.get("--threads", 2)),
-              float(opt.get("--speckle", 0.0)))
+              float(opt.get("--speckle", 0.0)), float(opt.get("--scuffs", 0.0)))
     elif argv and argv[0] == "distill":
         distill(Path(argv[1]), Path(argv[2]), float(opt.get("--minutes", 60)), int(opt.get("--size", 192)), int(opt.get("--batch", 12)),
                 Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 5e-4)), float(opt.get("--trunk-lr", 1e-4)),
