@@ -32,10 +32,10 @@ import numpy as np
 
 CHANNELS = ("scratches", "dust", "text", "blotches")
 DEFAULT_DETECTOR_NAME = "detector_v8_int8"
-TILE = 2560  # kept centre of each tile (192 px of context each side costs 32 % more pixels, 128 px 21 %);
-# a scan of at most (TILE + 2 x context)^2 pixels (8.7 MP with 192 px) runs whole: no seams to
-# recompute, about 10 % faster on a 6 MP scan than 2048-px tiles, for about 1.3 GB of ONNX
-# Runtime memory at 6 MP and 1.8 GB at 8.7 MP (docs/quality.md, session 17)
+TILE = 2048  # kept centre of each tile (192 px of context each side costs 41 % more pixels, 128 px 27 %);
+# running a 6 MP scan whole instead saved about 0.15 s of detection but raised the peak memory of
+# `restore folder --auto-mask` (two scans in flight) from 2.3 to 3.2 GB with no gain end to end
+# (docs/quality.md, session 17), so scans are tiled as before
 OVERLAP = 128  # context on each side when the sidecar has no "context"; TILE and the context are
 # multiples of the sidecar's "multiple", so every tile's fold and coarsest grid line up with the whole image's
 
@@ -85,10 +85,9 @@ def _run(sess, tile: np.ndarray, multiple: int) -> np.ndarray:
 def probabilities(image: np.ndarray, path: Path | None = None, tile: int = TILE, overlap: int | None = None) -> np.ndarray:
     """image: (H,W,3) uint8 RGB -> (4,H,W) float32 damage probabilities in [0,1].
 
-    An image of at most (``tile`` + 2 ``overlap``)^2 pixels runs whole; larger ones run in
-    ``tile`` squares with ``overlap`` px of context kept on each side; only each tile's centre
-    is kept, so the answer does not depend on where a scan is cut. ``overlap`` defaults to the
-    sidecar's "context" (about the graph's receptive field radius), else ``OVERLAP``."""
+    Large images run in ``tile`` squares with ``overlap`` px of context kept on each side; only
+    each tile's centre is kept, so the answer does not depend on where a scan is cut. ``overlap``
+    defaults to the sidecar's "context" (about the graph's receptive field radius), else ``OVERLAP``."""
     sess, meta = _session(path or default_detector_path())
     m = int(meta.get("multiple", 4))
     if overlap is None:
@@ -96,7 +95,7 @@ def probabilities(image: np.ndarray, path: Path | None = None, tile: int = TILE,
     if tile % m or overlap % m:
         raise ValueError(f"tile {tile} and context {overlap} must be multiples of the graph's {m} px grid")
     h, w = image.shape[:2]
-    if h * w <= (tile + 2 * overlap) ** 2:
+    if h <= tile + 2 * overlap and w <= tile + 2 * overlap:
         return _run(sess, image, m)
     out = np.zeros((len(CHANNELS), h, w), np.float32)
     for y in range(0, h, tile):
