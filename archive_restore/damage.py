@@ -471,6 +471,32 @@ def damage_mask(shape: tuple[int, int], rng: np.random.Generator, kind: str) -> 
     return mask
 
 
+def changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """(H,W,3) uint8 pair -> (H,W) bool: the pixels ``after`` differs from ``before`` by more than
+    ``DIFF_THRESHOLD`` levels in some channel (the ground-truth rule of every damage mask)."""
+    return np.abs(after.astype(np.int16) - before.astype(np.int16)).max(axis=2) > DIFF_THRESHOLD
+
+
+def paint(cur: np.ndarray, layers, rng: np.random.Generator, grey: bool) -> np.ndarray:
+    """Alpha-composite ``layers`` [(alpha (H,W) float32 in [0,1], colour)] over ``cur`` ((H,W,3)
+    float32 RGB in [0,255]) in order and return the result. colour: (3,) or (H,W,3) RGB, or
+    "bright" / "dark" (drawn from ``rng`` here); on a ``grey`` image colours become their luma."""
+    for alpha, colour in layers:
+        if isinstance(colour, str):
+            colour = _bright_colour(rng) if colour == "bright" else _dark_colour(rng)
+        colour = np.asarray(colour, np.float32)
+        if grey:
+            colour = np.full(3, colour @ np.array([0.299, 0.587, 0.114], np.float32), np.float32)
+        a = alpha[..., None]
+        cur = cur * (1.0 - a) + colour * a
+    return cur
+
+
+def is_grey(image: np.ndarray) -> bool:
+    """True when the (H,W,3) image has three equal channels (a grayscale scan)."""
+    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
+
+
 def synthesize(image: np.ndarray, rng: np.random.Generator, kinds: Sequence[str] | None = None, severity: float = 1.0) -> Damage:
     """Paint synthetic archive damage onto ``image`` and return it with exact masks.
 
@@ -486,24 +512,15 @@ def synthesize(image: np.ndarray, rng: np.random.Generator, kinds: Sequence[str]
         k = int(rng.integers(1, 4))
         kinds = [KINDS[i] for i in sorted(rng.choice(len(KINDS), size=k, replace=False))]
     shape = image.shape[:2]
-    grey = bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
+    grey = is_grey(image)
     cur = image.astype(np.float32)
     out_u8 = image
     kind_masks: dict[str, np.ndarray] = {}
     for kind in kinds:
-        layers = _layers(shape, rng, kind, severity)
         before = out_u8
-        for alpha, colour in layers:
-            if isinstance(colour, str):
-                colour = _bright_colour(rng) if colour == "bright" else _dark_colour(rng)
-            colour = np.asarray(colour, np.float32)
-            if grey:
-                colour = np.full(3, colour @ np.array([0.299, 0.587, 0.114], np.float32), np.float32)
-            a = alpha[..., None]
-            cur = cur * (1.0 - a) + colour * a
+        cur = paint(cur, _layers(shape, rng, kind, severity), rng, grey)
         out_u8 = np.clip(np.round(cur), 0, 255).astype(np.uint8)
-        diff = np.abs(out_u8.astype(np.int16) - before.astype(np.int16)).max(axis=2)
-        kind_masks[kind] = diff > DIFF_THRESHOLD
+        kind_masks[kind] = changed(before, out_u8)
     mask = np.zeros(shape, bool)
     for km in kind_masks.values():
         mask |= km

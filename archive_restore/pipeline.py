@@ -282,7 +282,7 @@ def restore_folder(
         from archive_restore.masks.learned import detector_id as learned_id  # noqa: PLC0415
 
         try:
-            detector_id = learned_id(Path(mask_cfg.detector_graph) if mask_cfg.detector_graph else None)
+            detector_id = learned_id(mask_cfg.detector_graph)
         except FileNotFoundError as exc:
             raise UsageError(f"--detector learned: {exc}") from exc
 

@@ -3,7 +3,8 @@
 Public entry point: ``detect(image, cfg) -> MaskResult``. Two detectors, chosen by
 ``MaskConfig.detector``: "rules", one OpenCV module per kind (scratches/cracks, dust, text,
 blotches) tiled by ``combine``; "learned", the small network of ``net`` run from its ONNX
-export by ``learned`` (the shipped graph, or ``MaskConfig.detector_graph``). Both give per-kind masks that ``combine.unite`` joins and dilates.
+export by ``learned`` (the shipped graph, or ``MaskConfig.detector_graph``). Both give
+per-kind masks that ``combine.unite`` joins and dilates.
 """
 
 from __future__ import annotations
@@ -40,11 +41,8 @@ def detect(image: np.ndarray, cfg: MaskConfig = MaskConfig()) -> MaskResult:
     if cfg.detector == "rules":
         kinds = detect_kinds(image, cfg)
     else:
-        from pathlib import Path
-
         from archive_restore.masks.learned import detect_kinds_learned
 
-        graph = Path(cfg.detector_graph) if cfg.detector_graph is not None else None
-        kinds = detect_kinds_learned(image, cfg.sensitivity, cfg.kinds, graph)
+        kinds = detect_kinds_learned(image, cfg.sensitivity, cfg.kinds, cfg.detector_graph)
     mask = unite(kinds, image.shape[:2], cfg.dilate)
     return MaskResult(mask=mask, kind_pixels={k: int(m.sum()) for k, m in kinds.items()})

@@ -82,7 +82,7 @@ def _run(sess, tile: np.ndarray, multiple: int) -> np.ndarray:
     return sess.run(None, {"image": x})[0][0, :, :h, :w]
 
 
-def probabilities(image: np.ndarray, path: Path | None = None, tile: int = TILE, overlap: int | None = None) -> np.ndarray:
+def probabilities(image: np.ndarray, path: Path | str | None = None, tile: int = TILE, overlap: int | None = None) -> np.ndarray:
     """image: (H,W,3) uint8 RGB -> (4,H,W) float32 damage probabilities in [0,1].
 
     Large images run in ``tile`` squares with ``overlap`` px of context kept on each side; only
@@ -115,7 +115,7 @@ def _pair(t, where: str) -> tuple[float, float]:
     return seed, grow
 
 
-def threshold(sensitivity: str, path: Path | None = None) -> dict[str, tuple[float, float]]:
+def threshold(sensitivity: str, path: Path | str | None = None) -> dict[str, tuple[float, float]]:
     """channel -> (seed, grow) probabilities at ``sensitivity`` (low/medium/high), seed >= grow.
 
     The sidecar gives, per sensitivity, one number, one {"seed", "grow"} pair, or a pair (or
@@ -381,7 +381,7 @@ def drop_lattices(mask: np.ndarray, min_area: int = 400, min_side: int = 48, win
     return out
 
 
-def line_rule(sensitivity: str, path: Path | None = None) -> dict | None:
+def line_rule(sensitivity: str, path: Path | str | None = None) -> dict | None:
     """The sidecar's line rule at ``sensitivity`` as ``line_seeds`` keywords (mean, grow,
     length, orients), or None where the sidecar has none (or none at this sensitivity)."""
     p = path or default_detector_path()
@@ -396,7 +396,7 @@ def line_rule(sensitivity: str, path: Path | None = None) -> dict | None:
     return out
 
 
-def detector_id(path: Path | None = None) -> str:
+def detector_id(path: Path | str | None = None) -> str:
     """sha256 of the ONNX graph and its sidecar (thresholds included): a manifest records it, so
     a rerun with another detector redoes the masks. Raises FileNotFoundError when missing."""
     import hashlib
@@ -410,7 +410,7 @@ def detector_id(path: Path | None = None) -> str:
     return h.hexdigest()
 
 
-def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, ...], path: Path | None = None) -> dict[str, np.ndarray]:
+def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, ...], path: Path | str | None = None) -> dict[str, np.ndarray]:
     """image: (H,W,3) uint8 RGB. Returns kind -> (H,W) bool (before dilation) for the
     ``CHANNELS`` kinds named in ``kinds`` ("cracks" selects the scratches channel too)."""
     wanted = {"scratches" if k == "cracks" else k for k in kinds}

@@ -405,19 +405,17 @@ def scuffs(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
 
     Real scratched prints (``old_photos/scratched``; bd_h's sky) often carry dozens of short, fine,
     mostly white scratches sharing a direction, with no long scratch at all. ``damage.py`` draws
-    such scuffs only beside its long scratches, and detector_v8 scores them high only when a long
-    scratch crosses the photo too (its context branch sees the whole photo): on bd_h as it is it
-    flags almost none of them, with one synthetic long scratch pasted in it scores most of them
-    0.5-0.9 (docs/quality.md, session 17). Here: 8-40 scratches per 256 px square of photo (at
+    such scuffs only beside its long scratches; detector_v8 flags almost none of bd_h's, although
+    it finds synthetic scratches pasted into the same photo (docs/quality.md, session 17). Here: 8-40 scratches per 256 px square of photo (at
     least 8), 3-15 % of its diagonal long, 70 % within about 15 degrees of one direction, 1 px
     (a fifth 2 px), 85 % white, at 0.4-1 intensity along a smooth profile, slightly softened."""
-    from archive_restore.damage import DIFF_THRESHOLD, _bright_colour, _curve, _dark_colour, _draw_stroke, _smooth_profile, _to_alpha
+    from archive_restore.damage import _bright_colour, _curve, _dark_colour, _draw_stroke, _smooth_profile, _to_alpha, changed, is_grey, paint
 
     h, w = img.shape[:2]
     diag = float(np.hypot(h, w))
     n = max(8, int(rng.integers(8, 41) * (h * w / 65536.0) ** 0.5))
     main = rng.uniform(0, np.pi)
-    out = img.astype(np.float32)
+    out, grey = img.astype(np.float32), is_grey(img)
     for white in (True, False):
         canvas = np.zeros((h, w), np.uint8)
         for _ in range(n):
@@ -428,14 +426,10 @@ def scuffs(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
             pts = _curve(rng, p0, a, diag * rng.uniform(0.03, 0.15), rng.normal(0, 0.02))
             inten = rng.uniform(0.4, 1.0) * np.clip(0.4 + 0.8 * _smooth_profile(rng, len(pts), 4), 0, 1)
             _draw_stroke(canvas, pts, inten, 1 if rng.random() < 0.8 else 2)
-        alpha = _to_alpha(canvas, blur=float(rng.uniform(0.0, 0.5)))[..., None]
-        colour = _bright_colour(rng) if white else _dark_colour(rng)
-        if np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]):
-            colour = np.full(3, colour @ np.array([0.299, 0.587, 0.114], np.float32), np.float32)
-        out = out * (1.0 - alpha) + colour * alpha
+        alpha = _to_alpha(canvas, blur=float(rng.uniform(0.0, 0.5)))
+        out = paint(out, [(alpha, _bright_colour(rng) if white else _dark_colour(rng))], rng, grey)
     res = np.clip(np.round(out), 0, 255).astype(np.uint8)
-    changed = (np.abs(res.astype(np.int16) - img.astype(np.int16)) > DIFF_THRESHOLD).any(axis=2)
-    return res, changed
+    return res, changed(img, res)
 
 
 def speckle(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -450,7 +444,7 @@ def speckle(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.n
     log-uniformly in [0.2 %, 3 %] of the pixels, three quarters of the specks white (215-255),
     the rest near-black (5-60), neutral grey in every channel, a quarter of them 2 px, at alpha
     0.5-1, soft (Gaussian 0.3-0.5 px) in 40 % of the photos."""
-    from archive_restore.damage import DIFF_THRESHOLD
+    from archive_restore.damage import changed
 
     h, w = img.shape[:2]
     n = int(rng.poisson(np.exp(rng.uniform(np.log(0.002), np.log(0.03))) * h * w))
@@ -472,8 +466,7 @@ def speckle(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.n
         a = np.clip(wsum * 2.0, 0.0, 1.0)
     out = img.astype(np.float32) * (1.0 - a[..., None]) + (a * c)[..., None]
     out = np.clip(np.round(out), 0, 255).astype(np.uint8)
-    changed = (np.abs(out.astype(np.int16) - img.astype(np.int16)) > DIFF_THRESHOLD).any(axis=2)
-    return out, changed
+    return out, changed(img, out)
 
 
 class Crops(torch.utils.data.IterableDataset):
@@ -481,7 +474,8 @@ class Crops(torch.utils.data.IterableDataset):
     of (seed, worker): a run seeds it with its starting step, so a resumed run draws new crops."""
 
     def __init__(self, files: list[Path], size: int, seed: int, **looks: float):
-        """``looks``: ``damaged_crop``'s shares (clumped, blown, bright, ignore, speckled), passed on as they are."""
+        """``looks``: ``damaged_crop``'s keyword shares (clumped, blown, bright, ignore, speckled,
+        scuffed), passed on as they are."""
         self.size, self.seed, self.looks = size, seed, looks
         groups: dict[str, list[Path]] = {}
         for f in files:
