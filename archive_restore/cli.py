@@ -15,6 +15,10 @@ import typer
 
 from archive_restore.config import RuntimeConfig
 
+SENS_HELP = ("Auto-mask sensitivity: low (fewest false alarms), medium (the balanced default) or high (more of the "
+             "faint damage; with the learned detector also crisp white scratches on flat ground such as skies and roads, which a scratched print's "
+             "bare paper shows; may also take a thin road marking or horizon). See docs/quality.md.")
+
 app = typer.Typer(
     name="restore",
     help="Restore scanned photo archives: find scratches, cracks, dust and text, fill them, report every change.",
@@ -82,7 +86,7 @@ def folder_cmd(
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Decode/mask threads.")] = 2,
     force: Annotated[bool, typer.Option("--force", help="Redo images already restored by an earlier run with the same settings.")] = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not render OUT_DIR/report.html.")] = False,
-    mask_sensitivity: Annotated[_Sensitivity, typer.Option("--mask-sensitivity", help="Auto-mask sensitivity.")] = _Sensitivity.medium,
+    mask_sensitivity: Annotated[_Sensitivity, typer.Option("--mask-sensitivity", help=SENS_HELP)] = _Sensitivity.medium,
     detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.learned,
     detector_graph: Annotated[Optional[Path], typer.Option("--detector-graph", exists=True, dir_okay=False, help=GRAPH_HELP)] = None,
     pyramid: Annotated[bool, typer.Option("--pyramid/--no-pyramid", help="Pre-fill holes 16 px or thicker (blotches, tears) with the model's own half-resolution fill: more structure from further away, about a third more model time on those windows. --no-pyramid uses the classical pre-fill everywhere.")] = True,
@@ -237,12 +241,14 @@ def train_cmd(
     val_dir: Annotated[Optional[Path], typer.Option("--val", exists=True, file_okay=False, help="Clean photos for validation PSNR (never trained on).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for data, masks and initialisation.")] = 0,
     workers: Annotated[int, typer.Option("--workers", min=0, help="Data-loading processes.")] = 1,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate of both networks.")] = 2e-4,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate of both networks (at step 0 when --lr-decay cosine).")] = 2e-4,
+    lr_decay: Annotated[str, typer.Option("--lr-decay", help="none (constant --lr, as gunet_v2 trained) or cosine: half a cosine from --lr at step 0 to --lr-final x --lr at --steps.")] = "none",
+    lr_final: Annotated[float, typer.Option("--lr-final", min=0.0, max=1.0, help="With --lr-decay cosine: the fraction of --lr reached at --steps.")] = 0.05,
     adv_start: Annotated[int, typer.Option("--adv-start", min=0, help="Step at which the adversarial loss starts.")] = 1000,
     w_adv: Annotated[float, typer.Option("--w-adv", min=0.0, help="Weight of the adversarial (hinge) loss; 0 turns the discriminator off.")] = 0.02,
     w_tex: Annotated[float, typer.Option("--w-tex", min=0.0, help="Weight of the texture loss (local high-frequency amplitude of the fill vs the original; aims at texture ratio 1).")] = 0.0,
     no_bf16: Annotated[bool, typer.Option("--no-bf16", help="CPU: train in float32 instead of bf16 autocast.")] = False,
-    init_from: Annotated[Optional[Path], typer.Option("--init-from", exists=True, dir_okay=False, help="Start a new run from another run's last.pth (G and D weights; fresh optimisers), e.g. to fine-tune at a lower --lr.")] = None,
+    init_from: Annotated[Optional[Path], typer.Option("--init-from", exists=True, dir_okay=False, help="Start a new run from another run's last.pth (G and D weights; fresh optimisers), e.g. to fine-tune at a lower --lr, or from a generator checkpoint such as models/gunet_v2.pth (G only; D starts fresh).")] = None,
     max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", min=0.1, help="Stop and save after this much wall time (leased machines); continue later with --resume.")] = None,
 ) -> None:
     """Train an inpainting generator with a PatchGAN discriminator; resumable and seeded.
@@ -266,7 +272,9 @@ def train_cmd(
         fail(str(exc), 2)
     cfg = TrainConfig(size=size, batch=batch, steps=steps, sample_every=sample_every, ckpt_every=ckpt_every,
                       val_every=sample_every, seed=seed, workers=workers, lr_g=lr, lr_d=lr, adv_start=adv_start,
-                      w_adv=w_adv, w_tex=w_tex, bf16=not no_bf16)
+                      w_adv=w_adv, w_tex=w_tex, bf16=not no_bf16, lr_decay=lr_decay, lr_final=lr_final)
+    if lr_decay not in ("none", "cosine"):
+        fail(f"--lr-decay must be none or cosine, not {lr_decay!r}", 2)
     try:
         trainer = Trainer(data_dir, out, model_cfg, cfg, device=device, resume=resume, val_dir=val_dir, init_from=init_from)
     except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
@@ -297,7 +305,7 @@ def train_cmd(
 def masks_cmd(
     input_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, help="Folder of scans (searched recursively).")],
     out: Annotated[Optional[Path], typer.Option("--out", help="Mask folder [default: <INPUT_DIR>_masks beside the input].")] = None,
-    mask_sensitivity: Annotated[str, typer.Option("--mask-sensitivity", help="low, medium or high.")] = "medium",
+    mask_sensitivity: Annotated[str, typer.Option("--mask-sensitivity", help=SENS_HELP)] = "medium",
     detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.learned,
     detector_graph: Annotated[Optional[Path], typer.Option("--detector-graph", exists=True, dir_okay=False, help=GRAPH_HELP)] = None,
 ) -> None:
@@ -339,7 +347,7 @@ def evaluate_cmd(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N photos.")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", help="ONNX model [default: the runtime's default model].")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic damage.")] = 0,
-    mask_sensitivity: Annotated[str, typer.Option("--mask-sensitivity", help="low, medium or high.")] = "medium",
+    mask_sensitivity: Annotated[str, typer.Option("--mask-sensitivity", help=SENS_HELP)] = "medium",
     detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.learned,
     detector_graph: Annotated[Optional[Path], typer.Option("--detector-graph", exists=True, dir_okay=False, help=GRAPH_HELP)] = None,
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Write a contact sheet PNG (damaged | GT mask, red = false alarm | TELEA | model | original).")] = None,

@@ -1,6 +1,6 @@
 """Contact sheet of auto masks on real old photos: input | mask overlay (red) | restored, per row.
 
-Usage: python scripts/real_sheet.py OUT.png [--sensitivity medium] [--detector rules|learned|both]
+Usage: python scripts/real_sheet.py OUT.png [--sensitivity medium | --sensitivities medium high] [--detector rules|learned|both]
                                     [--model M.onnx] [--width W] [--graphs A.onnx B.onnx ...] PHOTO...
 The restored column fills the auto mask with the default ONNX model (CPU), as `restore folder
 --auto-mask` would. --detector both shows input | rules (red) | learned (red) | restored with
@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("photos", type=Path, nargs="+")
     ap.add_argument("--sensitivity", default="medium")
+    ap.add_argument("--sensitivities", nargs="+", default=None, help="one mask panel per sensitivity (and graph); the last one is restored")
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--detector", choices=("rules", "learned", "both"), default="rules")
     ap.add_argument("--width", type=int, default=0)
@@ -44,15 +45,16 @@ def main() -> None:
         im = read_rgb(p)
         names = args.graphs or (["rules", "learned"] if args.detector == "both" else [args.detector])
         panels = [im]
-        for name in names:
-            if args.graphs:
-                m = graph_mask(im, args.sensitivity, name)
-            else:
-                m = detect(im, MaskConfig(sensitivity=args.sensitivity, detector=name)).mask
-            over = im.copy()
-            over[m] = (255, 0, 0)
-            panels.append(over)
-            print(p, name, f"{m.mean() * 100:.2f}% flagged")
+        for sens in args.sensitivities or [args.sensitivity]:
+            for name in names:
+                if args.graphs:
+                    m = graph_mask(im, sens, name)
+                else:
+                    m = detect(im, MaskConfig(sensitivity=sens, detector=name)).mask
+                over = im.copy()
+                over[m] = (255, 0, 0)
+                panels.append(over)
+                print(p, name, sens, f"{m.mean() * 100:.2f}% flagged")
         panels.append(fill_hole("model", im, m, sess) if m.any() else im)
         if args.width and im.shape[1] > args.width:
             size = (args.width, round(im.shape[0] * args.width / im.shape[1]))

@@ -16,7 +16,9 @@ scores only moderately along its whole length: where the sidecar has
 is above t seeds the region of ``p > g`` around it. Evidence is integrated along the line, so
 a faint scratch that is long is found while a short bright edge is not. Regular families of
 parallel bars (fences, railings) and regular lattices of lines (wire mesh, window grids) are then
-taken out of the scratches mask (``drop_bar_families``, ``drop_lattices``).
+taken out of the scratches mask (``drop_bar_families``, ``drop_lattices``). At high sensitivity
+a third way in, independent of the network, is ``masks.white_lines``: crisp near-white
+scratches on flat ground (the bare paper of real scratched prints).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from archive_restore.masks.white_lines import white_lines
+
 CHANNELS = ("scratches", "dust", "text", "blotches")
 DEFAULT_DETECTOR_NAME = "detector_v8_int8"
 TILE = 2048  # kept centre of each tile (192 px of context each side costs 41 % more pixels, 128 px 27 %);
@@ -38,6 +42,12 @@ TILE = 2048  # kept centre of each tile (192 px of context each side costs 41 % 
 # (docs/quality.md, session 17), so scans are tiled as before
 OVERLAP = 128  # context on each side when the sidecar has no "context"; TILE and the context are
 # multiples of the sidecar's "multiple", so every tile's fold and coarsest grid line up with the whole image's
+
+# sensitivities at which ``white_lines`` (crisp near-white scratches on flat ground, the paper
+# base of real scratched prints, which the network scores low) joins the scratches mask: only
+# high, since on flat ground a thin white straight line can also be a road marking or a
+# horizon (held-out training photos: 0.017 -> 0.043 % of clean pixels at medium; docs/quality.md, session 18)
+WHITE_LINES_AT = ("high",)
 
 _lock = threading.Lock()
 _sessions: dict[str, tuple[object, dict]] = {}
@@ -424,10 +434,13 @@ def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, 
     # two threads take a 6 MP scan's rules from 0.43 to 0.29 s (docs/quality.md, session 17)
     with ThreadPoolExecutor(2) as pool:
         lines = pool.submit(line_seeds, p[0], **rule) if rule else None
+        white = pool.submit(white_lines, image) if "scratches" in wanted and sensitivity in WHITE_LINES_AT else None
         jobs = {k: pool.submit(hysteresis, p[c], *pairs[k]) for c, k in enumerate(CHANNELS) if k in wanted}
         out = {k: j.result() for k, j in jobs.items()}
         if lines is not None:
             out["scratches"] |= lines.result()
+        if white is not None:
+            out["scratches"] |= white.result()
     if "scratches" in out:
         m = out["scratches"]
         cc = components(m)
