@@ -68,6 +68,8 @@ class TrainConfig:
     steps: int = 20000
     lr_g: float = 2e-4
     lr_d: float = 2e-4
+    lr_decay: str = "none"  # "none" (gunet_v1/v2: constant) or "cosine": both rates follow half a cosine
+    lr_final: float = 0.05  # from lr_g/lr_d at step 0 down to this fraction of them at ``steps``
     betas: tuple[float, float] = (0.5, 0.999)
     w_hole_l1: float = 6.0
     w_valid_l1: float = 1.0
@@ -102,7 +104,7 @@ class TrainConfig:
 
 # Fields added to TrainConfig after checkpoints were already written, with the value those
 # older runs actually used (a saved config lacking the key was trained that way).
-TRAIN_CONFIG_LEGACY = {"d_hole_only": False}
+TRAIN_CONFIG_LEGACY = {"d_hole_only": False, "lr_decay": "none"}
 
 
 def saved_train_config(data: dict[str, Any]) -> TrainConfig:

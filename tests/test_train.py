@@ -160,8 +160,12 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(photos, tmp_path, 
     for v, w in zip(a.D.state_dict().values(), b.D.state_dict().values()):
         assert torch.equal(v, w)
     assert all(len(s) == 0 for s in b.opt_g.state.values()) or not b.opt_g.state  # fresh optimiser
-    with pytest.raises(CheckpointError, match="full training checkpoint"):
-        Trainer(photos, tmp_path / "c", tiny_model_cfg, SMALL, device="cpu", init_from=tmp_path / "a" / "generator.pth")
+    # a generator-only checkpoint (what models/ ships) starts G from it and a fresh D
+    c = Trainer(photos, tmp_path / "c", tiny_model_cfg, SMALL, device="cpu", init_from=tmp_path / "a" / "generator.pth")
+    assert c.init_from["fresh_discriminator"] and not b.init_from["fresh_discriminator"]
+    for (k, v), w in zip(a.G.state_dict().items(), c.G.state_dict().values()):
+        assert torch.equal(v, w), k
+    assert not all(torch.equal(v, w) for v, w in zip(a.D.state_dict().values(), c.D.state_dict().values()))
     with pytest.raises(ValueError, match="resume"):
         Trainer(photos, tmp_path / "a", tiny_model_cfg, SMALL, device="cpu", resume=True, init_from=tmp_path / "a" / "last.pth")
 
@@ -172,6 +176,22 @@ def test_old_checkpoints_keep_the_discriminator_loss_they_trained_with():
     old = {k: v for k, v in to_dict(TrainConfig()).items() if k != "d_hole_only"}  # written before the field
     assert saved_train_config(old).d_hole_only is False
     assert saved_train_config(to_dict(TrainConfig())).d_hole_only is True
+    assert saved_train_config({k: v for k, v in to_dict(TrainConfig()).items() if k != "lr_decay"}).lr_decay == "none"
+
+
+def test_cosine_decay_sets_the_optimisers_rates(photos, tmp_path, tiny_model_cfg):
+    cfg = replace(SMALL, steps=4, lr_decay="cosine", lr_final=0.1)
+    t = _trainer(photos, tmp_path / "cos", tiny_model_cfg, cfg)
+    assert [round(t.lr_scale(s), 4) for s in (0, 2, 4, 9)] == [1.0, 0.55, 0.1, 0.1]
+    seen = []
+    t.run(on_step=lambda step, logs, rate: seen.append(t.opt_g.param_groups[0]["lr"]))
+    # the rate used by step s (1-based here) is lr x lr_scale(s - 1), for G and for D alike
+    assert seen == pytest.approx([1e-3 * t.lr_scale(s) for s in range(4)])
+    assert t.opt_d.param_groups[0]["lr"] == pytest.approx(1e-3 * t.lr_scale(3))
+    const = _trainer(photos, tmp_path / "const", tiny_model_cfg)
+    assert const.lr_scale(0) == const.lr_scale(3) == 1.0
+    with pytest.raises(ValueError, match="lr_decay"):
+        _trainer(photos, tmp_path / "bad", tiny_model_cfg, replace(SMALL, lr_decay="step")).lr_scale(0)
 
 
 def test_texture_loss_prefers_grain_in_the_wrong_places_to_a_smooth_fill():

@@ -117,13 +117,15 @@ class Trainer:
             if resume:
                 raise ValueError("--init-from starts a new run; it cannot be combined with --resume")
             init = load_checkpoint(init_from)
-            if "disc_state_dict" not in init["extra"]:
-                raise CheckpointError(f"{init_from}: not a full training checkpoint (no discriminator); use a run's last.pth")
             if from_dict(ModelConfig, init["model_config"]) != model_cfg:
                 raise CheckpointError(f"{init_from}: its architecture differs from --arch {model_cfg.arch}")
             self.G.load_state_dict(init["state_dict"])
-            self.D.load_state_dict(init["extra"]["disc_state_dict"])
-            self.init_from = {"path": str(init_from), "step": int(init["step"])}
+            # a generator-only checkpoint (models/*.pth) starts a fresh discriminator, as the
+            # first runs introduced theirs fresh at adv_start
+            fresh_d = "disc_state_dict" not in init["extra"]
+            if not fresh_d:
+                self.D.load_state_dict(init["extra"]["disc_state_dict"])
+            self.init_from = {"path": str(init_from), "step": int(init["step"]), "fresh_discriminator": fresh_d}
         if state is not None:
             self.G.load_state_dict(state["state_dict"])
             ex = state["extra"]
@@ -170,9 +172,24 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16)
 
+    def lr_scale(self, step: int) -> float:
+        """The learning-rate factor at ``step`` (0-based): 1 for ``lr_decay`` "none"; for
+        "cosine", half a cosine from 1 at step 0 to ``lr_final`` at ``steps``."""
+        c = self.cfg
+        if c.lr_decay == "none":
+            return 1.0
+        if c.lr_decay != "cosine":
+            raise ValueError(f"unknown lr_decay {c.lr_decay!r}; choose none or cosine")
+        t = min(max(step / max(c.steps, 1), 0.0), 1.0)
+        return c.lr_final + (1.0 - c.lr_final) * 0.5 * (1.0 + math.cos(math.pi * t))
+
     def train_step(self, image: torch.Tensor, mask: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
         """One G (and, after ``adv_start``, D) update. Returns the loss values."""
         c = self.cfg
+        k = self.lr_scale(self.step)
+        for opt, lr in ((self.opt_g, c.lr_g), (self.opt_d, c.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * k
         use_adv = c.w_adv > 0 and self.step >= c.adv_start
         with self._autocast():
             out = self.G(image, mask)
