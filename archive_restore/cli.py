@@ -81,7 +81,7 @@ def folder_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", file_okay=False, help="Output folder (default: <INPUT_DIR>_restored beside the input). Must not be inside INPUT_DIR.")] = None,
     auto_mask: Annotated[bool, typer.Option("--auto-mask", help="Detect scratches, cracks, dust, text and blotches automatically.")] = False,
     masks: Annotated[Optional[Path], typer.Option("--masks", exists=True, file_okay=False, dir_okay=True, help="Folder of user masks: MASK_DIR/<relative path, extension replaced by .png>; nonzero = fill. A missing mask = nothing to fill by hand.")] = None,
-    model: Annotated[Optional[Path], typer.Option("--model", exists=True, dir_okay=False, help="ONNX generator with its JSON sidecar (default: the shipped model in export/; export/gunet_v2_int8.onnx is the same model in int8, faster on a CPU).")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", exists=True, dir_okay=False, help="ONNX generator with its JSON sidecar (default: the shipped model in export/; export/gunet_v3_int8.onnx is the same model in int8, faster on a CPU).")] = None,
     device: Annotated[_Device, typer.Option("--device", help="auto: CUDA when ONNX Runtime can really run there, else CPU; cuda: fail if CUDA is unusable.")] = _Device.auto,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Decode/mask threads.")] = 2,
     force: Annotated[bool, typer.Option("--force", help="Redo images already restored by an earlier run with the same settings.")] = False,
@@ -248,7 +248,7 @@ def train_cmd(
     w_adv: Annotated[float, typer.Option("--w-adv", min=0.0, help="Weight of the adversarial (hinge) loss; 0 turns the discriminator off.")] = 0.02,
     w_tex: Annotated[float, typer.Option("--w-tex", min=0.0, help="Weight of the texture loss (local high-frequency amplitude of the fill vs the original; aims at texture ratio 1).")] = 0.0,
     no_bf16: Annotated[bool, typer.Option("--no-bf16", help="CPU: train in float32 instead of bf16 autocast.")] = False,
-    init_from: Annotated[Optional[Path], typer.Option("--init-from", exists=True, dir_okay=False, help="Start a new run from another run's last.pth (G and D weights; fresh optimisers), e.g. to fine-tune at a lower --lr, or from a generator checkpoint such as models/gunet_v2.pth (G only; D starts fresh).")] = None,
+    init_from: Annotated[Optional[Path], typer.Option("--init-from", exists=True, dir_okay=False, help="Start a new run from another run's last.pth (G and D weights; fresh optimisers), e.g. to fine-tune at a lower --lr, or from a generator checkpoint such as models/gunet_v3.pth (G only; D starts fresh).")] = None,
     max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", min=0.1, help="Stop and save after this much wall time (leased machines); continue later with --resume.")] = None,
 ) -> None:
     """Train an inpainting generator with a PatchGAN discriminator; resumable and seeded.

@@ -1,7 +1,7 @@
 """`restore folder` throughput and memory next to the I/O floor and a cv2 TELEA pipeline.
 
 Usage:
-    python benchmarks/bench_folder.py [--n 200] [--mp 6] [--scratches 5] [--model export/gunet_v2.onnx]
+    python benchmarks/bench_folder.py [--n 200] [--mp 6] [--scratches 5] [--model export/gunet_v3.onnx]
                                       [--device cpu] [--workers 2] [--work DIR] [--json out.json]
 
 Generates an archive of N photo-like JPEG scans of MP megapixels (3:2) with scratch-like

@@ -1,7 +1,7 @@
 """Generator cost on this machine: params, GFLOPs, and images/s for PyTorch eager vs ONNX Runtime.
 
 Usage: python benchmarks/bench_generator.py [--arch gated_unet] [--sizes 256 512] [--repeats 5]
-                                            [--onnx export/gunet_v2.onnx export/gunet_v2_int8.onnx]
+                                            [--onnx export/gunet_v3.onnx export/gunet_v3_int8.onnx]
 Exports a random-init checkpoint of the architecture (speed does not depend on the weights),
 then times both back ends on the same inputs in the same run. ``--onnx`` also times the given
 exported graphs (e.g. fp32 against int8) through ONNX Runtime on the same inputs, in turn,

@@ -1,6 +1,6 @@
 """Generator throughput on a CUDA GPU through PyTorch (the training back end), windows/s.
 
-Usage: python benchmarks/bench_generator_cuda.py [--checkpoint models/gunet_v2.pth] [--size 512]
+Usage: python benchmarks/bench_generator_cuda.py [--checkpoint models/gunet_v3.pth] [--size 512]
        [--batches 1 16 64] [--repeats 20]
 
 `restore folder --device cuda` runs the ONNX graph with onnxruntime-gpu's CUDA provider; where
@@ -22,7 +22,7 @@ from archive_restore.inpaint.checkpoint import load_generator
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--checkpoint", default="models/gunet_v2.pth")
+    ap.add_argument("--checkpoint", default="models/gunet_v3.pth")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
     ap.add_argument("--repeats", type=int, default=20)

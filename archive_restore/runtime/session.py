@@ -33,7 +33,7 @@ SIDECAR_FORMAT = "archive-restore/onnx-sidecar/1"
 # many px of depth into the hole (0 at the edge, all of it deeper)
 PYRAMID_MIN_THICKNESS = 16.0
 PYRAMID_RAMP = 16.0
-DEFAULT_MODEL_NAME = "gunet_v2"
+DEFAULT_MODEL_NAME = "gunet_v3"
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 
