@@ -174,7 +174,8 @@ class Trainer:
 
     def lr_scale(self, step: int) -> float:
         """The learning-rate factor at ``step`` (0-based): 1 for ``lr_decay`` "none"; for
-        "cosine", half a cosine from 1 at step 0 to ``lr_final`` at ``steps``."""
+        "cosine", half a cosine from 1 at step 0 to ``lr_final`` at ``steps``. ``--resume`` with a
+        larger ``--steps`` stretches the cosine from where the run is, so the rate rises again."""
         c = self.cfg
         if c.lr_decay == "none":
             return 1.0
