@@ -67,6 +67,17 @@ def line_kernels(length: int, n: int) -> tuple[tuple[np.ndarray, float], ...]:
     return tuple(out)
 
 
+def line_offsets(length: int, orients: int, shift: float = 0.0) -> np.ndarray:
+    """(orients, length, 2) int64 (dy, dx): the taps of centred straight segments of ``length``
+    px (unit spacing), one per orientation in [0, pi), moved ``shift`` px perpendicular to
+    themselves (the sides of a line: ``masks.white_lines``)."""
+    i = np.arange(length) - (length - 1) / 2
+    a = np.arange(orients) * np.pi / orients
+    dy = np.sin(a)[:, None] * i + np.cos(a)[:, None] * shift
+    dx = np.cos(a)[:, None] * i - np.sin(a)[:, None] * shift
+    return np.stack([np.rint(dy), np.rint(dx)], -1).astype(np.int64)
+
+
 def _shift(a: np.ndarray, dx: float, dy: float) -> np.ndarray:
     """``a`` translated by (dx, dy) px (bilinear, replicated border)."""
     m = np.float32([[1, 0, dx], [0, 1, dy]])

@@ -32,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from archive_restore.masks._common import line_offsets
 from archive_restore.masks.white_lines import white_lines
 
 CHANNELS = ("scratches", "dust", "text", "blotches")
@@ -155,14 +156,6 @@ def hysteresis(p: np.ndarray, seed: float, grow: float) -> np.ndarray:
     keep[labels[strong]] = True
     keep[0] = False
     return keep[labels]
-
-
-def line_offsets(length: int, orients: int) -> np.ndarray:
-    """(orients, length, 2) int64 (dy, dx): the taps of centred
-    straight segments of ``length`` px (unit spacing), one per orientation in [0, pi)."""
-    i = np.arange(length) - (length - 1) / 2
-    a = np.arange(orients) * np.pi / orients
-    return np.stack([np.rint(np.sin(a)[:, None] * i), np.rint(np.cos(a)[:, None] * i)], -1).astype(np.int64)
 
 
 def line_means(p: np.ndarray, ys: np.ndarray, xs: np.ndarray, offs: np.ndarray, padded: np.ndarray | None = None) -> np.ndarray:

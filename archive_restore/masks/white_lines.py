@@ -40,6 +40,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from archive_restore.masks._common import line_offsets
+
 
 @dataclass(frozen=True)
 class WhiteLineParams:
@@ -55,20 +57,6 @@ class WhiteLineParams:
     thin: float = 0.5          # a seed's residual over the 3x3 median / over the 5x5 one
     grow: float = 0.6          # x contrast, the residual a piece grows over
     min_seeds: int = 4         # seed pixels a piece needs
-
-
-def _segments(length: int, orients: int, side: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Three (orients, length, 2) int64 (dy, dx) tap sets: each orientation's centred segment,
-    and the same segment shifted ``side`` px to either side (perpendicular)."""
-    i = np.arange(length) - (length - 1) / 2
-    a = np.arange(orients) * np.pi / orients
-    dy, dx = np.sin(a)[:, None] * i, np.cos(a)[:, None] * i
-    ny, nx = np.cos(a)[:, None] * side, -np.sin(a)[:, None] * side
-
-    def taps(oy, ox):
-        return np.stack([np.rint(dy + oy), np.rint(dx + ox)], -1).astype(np.int64)
-
-    return taps(0, 0), taps(ny, nx), taps(-ny, -nx)
 
 
 def _gather_means(q: np.ndarray, base: np.ndarray, taps: np.ndarray, w: int) -> np.ndarray:
@@ -109,7 +97,7 @@ def white_lines(image: np.ndarray, p: WhiteLineParams = WhiteLineParams()) -> np
     ys, xs = np.nonzero(cand)
     if not len(ys):
         return out
-    seg, s1, s2 = _segments(p.length, p.orients, p.side)
+    seg, s1, s2 = (line_offsets(p.length, p.orients, shift) for shift in (0.0, p.side, -p.side))
     r = int(max(np.abs(seg).max(), np.abs(s1).max(), np.abs(s2).max()))
     wp = w + 2 * r
     base = (ys + r) * wp + (xs + r)
