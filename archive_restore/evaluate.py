@@ -120,6 +120,22 @@ def fill_hole(method: str, image: np.ndarray, mask: np.ndarray, model=None) -> n
     return res
 
 
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries the figures depend on, the synthetic damage included: captions
+    are drawn with ``cv2.putText``, whose Hershey faces OpenCV 5 replaced with built-in fonts
+    that 5.0 and 5.1 draw differently (OpenCV 4.10 to 4.14 draw identical damage; hence the
+    pin below 5 in pyproject.toml)."""
+    from importlib import metadata
+
+    out: dict[str, str] = {"opencv": cv2.__version__, "numpy": np.__version__}
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
 def load_model(path: str | None, pyramid: bool = True):
     """An InpaintSession for ``path`` (or the default model), or (None, reason) when unavailable.
     pyramid: the session's pyramid pre-fill of thick holes (``runtime.session``)."""
@@ -163,7 +179,8 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
                     "sensitivity": cfg.sensitivity, "detector": cfg.detector,
                     "detector_graph": cfg.detector_graph, "seed": seed,
                     "methods": methods, "grain": grain if grained else 0.0,
-                    "fsr_fast": "measured" if fsr else "left out: this OpenCV has no contrib xphoto module"}
+                    "fsr_fast": "measured" if fsr else "left out: this OpenCV has no contrib xphoto module",
+                    "versions": library_versions()}
     det_time = 0.0
     fill_time = {m: 0.0 for m in methods}  # summed over kinds, as is mp_fill
     mp_det = 0.0

@@ -54,3 +54,27 @@ def test_damage_mask_fast_and_deterministic(kind):
 def test_unknown_kind_raises():
     with pytest.raises(ValueError):
         damage_mask((32, 32), np.random.default_rng(0), "mould")
+
+
+def test_caption_fonts_are_distinct_stroke_faces():
+    """Captions draw in OpenCV's Hershey faces, whose variety (sans, serif, script, italic) is
+    what makes them look like typed, printed and hand-lettered captions. OpenCV 5 renders every
+    face as one built-in sans; pyproject pins OpenCV below 5, and this fails if that changes."""
+    import cv2
+
+    from archive_restore.damage import _FONTS
+
+    def draw(face: int) -> np.ndarray:
+        c = np.zeros((48, 320), np.uint8)
+        cv2.putText(c, "Summer 1962", (4, 36), face, 1.0, 255, 2, cv2.LINE_AA)
+        return c > 127
+
+    def iou(a: np.ndarray, b: np.ndarray) -> float:
+        return float((a & b).sum() / max((a | b).sum(), 1))
+
+    simplex = draw(cv2.FONT_HERSHEY_SIMPLEX)
+    assert iou(simplex, draw(cv2.FONT_HERSHEY_SCRIPT_SIMPLEX)) < 0.5
+    complex_ = draw(cv2.FONT_HERSHEY_COMPLEX)
+    assert iou(simplex, complex_) < 0.5  # serifs
+    assert iou(complex_, draw(cv2.FONT_HERSHEY_COMPLEX | cv2.FONT_ITALIC)) < 0.5
+    assert len(_FONTS) == 8

@@ -59,6 +59,9 @@ def test_run_evaluation_with_fake_model():
         assert r["end_to_end"]["damaged_psnr"] is not None
     assert "fill_model" in rep["seconds_per_mp"] and rep["seconds_per_mp"]["detection"] > 0
     assert rows and rows[0].shape[1] == 5 * 80
+    import cv2
+
+    assert rep["versions"]["opencv"] == cv2.__version__ and rep["versions"]["numpy"] == np.__version__
 
 
 def test_run_evaluation_grain_column_raises_the_flat_fills_texture():
