@@ -123,7 +123,7 @@ def fill_hole(method: str, image: np.ndarray, mask: np.ndarray, model=None) -> n
 def library_versions() -> dict[str, str]:
     """Versions of the libraries the figures depend on, the synthetic damage included: captions
     are drawn with ``cv2.putText``, whose Hershey faces OpenCV 5 replaced with built-in fonts
-    that 5.0 and 5.1 draw differently (OpenCV 4.10 to 4.14 draw identical damage; hence the
+    that 5.0 and 5.1 draw differently (OpenCV 4.8 to 4.14 draw identical damage; hence the
     pin below 5 in pyproject.toml)."""
     from importlib import metadata
 
@@ -140,12 +140,12 @@ def load_model(path: str | None, pyramid: bool = True):
     """An InpaintSession for ``path`` (or the default model), or (None, reason) when unavailable.
     pyramid: the session's pyramid pre-fill of thick holes (``runtime.session``)."""
     try:
-        from archive_restore.runtime.session import InpaintSession, default_model_path
+        from archive_restore.runtime.session import CPU, InpaintSession, default_model_path
     except Exception as exc:  # runtime not merged / onnxruntime missing
         return None, f"runtime unavailable ({type(exc).__name__}: {exc})"
     from pathlib import Path
 
-    p = Path(path) if path else Path(default_model_path())
+    p = Path(path) if path else Path(default_model_path(CPU))  # evaluation runs on the CPU
     if not p.exists():
         return None, f"no model file at {p}"
     try:

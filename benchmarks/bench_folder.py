@@ -1,7 +1,7 @@
 """`restore folder` throughput and memory next to the I/O floor and a cv2 TELEA pipeline.
 
 Usage:
-    python benchmarks/bench_folder.py [--n 200] [--mp 6] [--scratches 5] [--model export/gunet_v3.onnx]
+    python benchmarks/bench_folder.py [--n 200] [--mp 6] [--scratches 5] [--model M.onnx (default: what restore folder loads on --device; int8 on the CPU)]
                                       [--device cpu] [--workers 2] [--work DIR] [--json out.json]
 
 Generates an archive of N photo-like JPEG scans of MP megapixels (3:2) with scratch-like
@@ -91,10 +91,14 @@ def make_archive(root: Path, n: int, mp: float, scratches: int, seed: int = 0) -
     return scans, masks
 
 
-def default_or_random_model(work: Path) -> Path:
-    from archive_restore.runtime.session import default_model_path
+def default_or_random_model(work: Path, device: str) -> Path:
+    """The graph `restore folder` would load on ``device`` (int8 on the CPU), or a random-init export."""
+    import onnxruntime as ort
 
-    p = default_model_path()
+    from archive_restore.runtime.session import CPU, CUDA, default_model_path
+
+    cuda = device != "cpu" and CUDA in ort.get_available_providers()
+    p = default_model_path(CUDA if cuda else CPU)
     if p.is_file():
         return p
     from archive_restore.inpaint.checkpoint import save_checkpoint
@@ -233,7 +237,7 @@ def main() -> None:
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench_folder_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        model = Path(args.model) if args.model else default_or_random_model(work)
+        model = Path(args.model) if args.model else default_or_random_model(work, args.device)
         t = time.perf_counter()
         scans, masks = make_archive(work / "archive", args.n, args.mp, args.scratches)
         print(f"generated {args.n} scans of {args.mp} MP in {time.perf_counter() - t:.1f} s under {work}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -270,3 +271,48 @@ def test_shipped_graphs_match_their_sidecars_and_each_other():
         assert np.array_equal(out[~mask], img[~mask])
     err = float(np.mean((outs[0][mask] - outs[1][mask]) ** 2))
     assert 10 * np.log10(1.0 / max(err, 1e-12)) >= INT8_MIN_PSNR
+
+
+def test_default_model_is_int8_on_the_cpu_and_fp32_on_cuda(tmp_path, monkeypatch):
+    """No --model: the CPU runs the shipped int8 twin, CUDA (and callers naming no provider) the
+    fp32 reference; a checkout without the int8 graph falls back to fp32 on the CPU too."""
+    from archive_restore.runtime import session as session_mod
+
+    fp32 = session_mod.default_model_path()
+    assert fp32.name == f"{session_mod.DEFAULT_MODEL_NAME}.onnx"
+    assert session_mod.default_model_path(session_mod.CUDA) == fp32
+    assert session_mod.default_model_path(session_mod.CPU) == fp32.with_name(f"{session_mod.DEFAULT_MODEL_NAME}_int8.onnx")
+    sess = InpaintSession(device="cpu")
+    assert (sess.path.name, sess.info.precision, sess.provider) == (f"{session_mod.DEFAULT_MODEL_NAME}_int8.onnx", "int8", "CPUExecutionProvider")
+    assert sess.model_id == load_sidecar(sess.path)["onnx_sha256"]
+    assert InpaintSession(fp32, device="cpu").info.precision == "fp32"  # a named graph is used as named
+
+    # a tree holding only the fp32 graph: the CPU default is fp32
+    (tmp_path / "export").mkdir()
+    for name in (fp32.name, fp32.with_suffix(".json").name):
+        (tmp_path / "export" / name).write_bytes((fp32.parent / name).read_bytes())
+    monkeypatch.setattr(session_mod, "repo_root", lambda: tmp_path)
+    assert session_mod.default_model_path(session_mod.CPU) == tmp_path / "export" / fp32.name
+    assert InpaintSession(device="cpu").info.precision == "fp32"
+
+
+def test_auto_device_falling_back_to_cpu_loads_the_cpu_default(monkeypatch):
+    """device auto with a CUDA provider listed that cannot load (ONNX Runtime then runs on the
+    CPU silently): the session reloads the CPU's default graph rather than run fp32 there."""
+    import onnxruntime as ort
+
+    from archive_restore.runtime import session as session_mod
+
+    real = ort.InferenceSession
+    loaded = []
+
+    def fake_session(path, sess_options=None, providers=None):
+        loaded.append((Path(path).name, tuple(providers)))
+        return real(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+
+    monkeypatch.setattr(session_mod, "_providers_for", lambda device: [session_mod.CUDA, session_mod.CPU])
+    monkeypatch.setattr(ort, "InferenceSession", fake_session)
+    sess = InpaintSession(device="auto")
+    name = session_mod.DEFAULT_MODEL_NAME
+    assert loaded == [(f"{name}.onnx", (session_mod.CUDA, session_mod.CPU)), (f"{name}_int8.onnx", (session_mod.CPU,))]
+    assert sess.info.precision == "int8" and sess.provider == "CPUExecutionProvider"

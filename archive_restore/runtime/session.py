@@ -47,9 +47,20 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def default_model_path() -> Path:
-    """The shipped default model: ``export/<DEFAULT_MODEL_NAME>.onnx`` in the source tree."""
-    return repo_root() / "export" / f"{DEFAULT_MODEL_NAME}.onnx"
+def default_model_path(provider: str | None = None) -> Path:
+    """The shipped default model for the execution provider that will run it.
+
+    provider: ``CPU`` -> the int8 graph ``export/<DEFAULT_MODEL_NAME>_int8.onnx`` when it is
+    there (the same weights quantised: about 1.8x faster on a CPU, masked PSNR on cbsd68 within
+    0.04 dB of fp32); ``CUDA`` or None -> the fp32 graph ``export/<DEFAULT_MODEL_NAME>.onnx``
+    (the reference; int8 QDQ graphs gain nothing on CUDA).
+    """
+    fp32 = repo_root() / "export" / f"{DEFAULT_MODEL_NAME}.onnx"
+    if provider == CPU:
+        int8 = fp32.with_name(f"{DEFAULT_MODEL_NAME}_int8.onnx")
+        if int8.is_file() and sidecar_path(int8).is_file():
+            return int8
+    return fp32
 
 
 def sidecar_path(onnx_path: Path) -> Path:
@@ -133,25 +144,34 @@ class InpaintSession:
 
     def __init__(self, onnx_path: Path | str | None = None, device: str = "auto", threads: int = 0, batch: int = 4,
                  pyramid: bool = True):
-        """pyramid: pre-fill thick holes with the generator's own half-resolution fill (see
+        """onnx_path: the graph (its sidecar beside it); None = ``default_model_path`` for the
+        provider that really runs (int8 on the CPU, fp32 on CUDA; when ``auto`` wanted CUDA
+        but ONNX Runtime fell back to the CPU, the CPU's graph is loaded instead).
+        pyramid: pre-fill thick holes with the generator's own half-resolution fill (see
         the module docstring); False uses the classical pre-fill everywhere."""
         import onnxruntime as ort
 
         check_single_runtime()
-        path = Path(onnx_path) if onnx_path is not None else default_model_path()
-        self.sidecar = load_sidecar(path)
-        self.path = path
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
         wanted = _providers_for(device)
-        try:
-            self._sess = ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise RuntimeUnavailable(f"cannot load model {path}: {str(exc).splitlines()[0]}") from exc
+        # no --model: the default graph for the provider asked for (int8 on the CPU)
+        path = Path(onnx_path) if onnx_path is not None else default_model_path(wanted[0])
+        self.sidecar = load_sidecar(path)
+        self._sess = self._load(ort, path, opts, wanted)
         got = self._sess.get_providers()
+        if onnx_path is None and device == "auto" and got and got[0] != wanted[0]:
+            # CUDA was there but could not load: the CPU runs it, so take the CPU's default graph
+            cpu_path = default_model_path(got[0])
+            if cpu_path != path:
+                path = cpu_path
+                self.sidecar = load_sidecar(path)
+                self._sess = self._load(ort, path, opts, [CPU])
+                got = self._sess.get_providers()
+        self.path = path
         if device == "cuda" and (not got or got[0] != CUDA):
             raise RuntimeUnavailable(
                 f"--device cuda: ONNX Runtime fell back to {got[0] if got else 'nothing'} "
@@ -170,6 +190,13 @@ class InpaintSession:
         )
         self.batch = max(1, batch)
         self._dtype = np.float16 if self.info.precision == "fp16" else np.float32
+
+    @staticmethod
+    def _load(ort, path: Path, opts, providers: list[str]):
+        try:
+            return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise RuntimeUnavailable(f"cannot load model {path}: {str(exc).splitlines()[0]}") from exc
 
     # Convenience attributes used by the pipeline and evaluation.
     @property
