@@ -91,6 +91,7 @@ def folder_cmd(
     detector_graph: Annotated[Optional[Path], typer.Option("--detector-graph", exists=True, dir_okay=False, help=GRAPH_HELP)] = None,
     pyramid: Annotated[bool, typer.Option("--pyramid/--no-pyramid", help="Pre-fill holes 16 px or thicker (blotches, tears) with the model's own half-resolution fill: more structure from further away, about a third more model time on those windows. --no-pyramid uses the classical pre-fill everywhere.")] = True,
     grain: Annotated[float, typer.Option("--grain", min=0.0, max=2.0, help="Re-synthesise film grain inside the filled pixels, matched to the grain around each hole (luma only, seeded by the file's hash): 0 = off, 1 = as much as the surroundings. Hides the soft streaks smooth fills leave on grainy scans, at a small cost in PSNR/SSIM against the true photo (docs/quality.md).")] = RuntimeConfig.grain,
+    tone_lock: Annotated[bool, typer.Option("--tone-lock/--no-tone-lock", help="On black-and-white and toned (sepia, cyanotype) scans stored as RGB, keep every filled pixel within the scan's own colour-for-its-brightness spread, so fills add no colour cast. Colour scans and greyscale files are unaffected; the manifest says per image whether it applied.")] = RuntimeConfig.tone_lock,
 ) -> None:
     """Restore every scan under INPUT_DIR into OUT_DIR: same names, formats, bit depth and metadata.
 
@@ -116,7 +117,8 @@ def folder_cmd(
         check_single_runtime()
     except RuntimeUnavailable as exc:
         fail(str(exc), 1)
-    runtime = dataclasses.replace(RuntimeConfig(), device=device.value, workers=workers, pyramid=pyramid, grain=grain)
+    runtime = dataclasses.replace(RuntimeConfig(), device=device.value, workers=workers, pyramid=pyramid, grain=grain,
+                                  tone_lock=tone_lock)
     mask_cfg = dataclasses.replace(MaskConfig(), sensitivity=mask_sensitivity.value, detector=detector.value,
                                    detector_graph=_detector_graph(detector, detector_graph))
     tty = sys.stdout.isatty()

@@ -152,6 +152,9 @@ class RuntimeConfig:
     grain: strength of the grain re-synthesised inside filled holes (``runtime.grain``):
         0 leaves the generator's fill as it is, 1 makes up the full difference between the
         grain around a hole and the fill's.
+    tone_lock: on monotone RGB scans (grey, sepia, cyanotype stored as RGB) keep every fill
+        within the scan's own colour-per-brightness spread (``runtime.tone``); colour scans
+        and grey-mode files are unaffected.
     """
 
     device: str = "auto"
@@ -163,3 +166,4 @@ class RuntimeConfig:
     jpeg_quality: int = 95
     pyramid: bool = True
     grain: float = 0.0
+    tone_lock: bool = True

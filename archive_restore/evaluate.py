@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from archive_restore.runtime.grain import add_grain
+from archive_restore.runtime.tone import ToneCurve
 
 TOLERANCE = 2  # px
 RESTORE_ONLY_KINDS = ("centre_square",)
@@ -102,7 +103,8 @@ def _prf(c: dict[str, int]) -> dict[str, float]:
 
 
 def fill_hole(method: str, image: np.ndarray, mask: np.ndarray, model=None) -> np.ndarray:
-    """(H, W, 3) uint8 fill of ``mask`` by ``method`` in telea / ns / fsr_fast / model."""
+    """(H, W, 3) uint8 fill of ``mask`` by ``method`` in telea / ns / fsr_fast / model.
+    The model's fill gets ``restore folder``'s tone lock (``runtime.tone``) on monotone photos."""
     if method == "telea":
         return cv2.inpaint(image, mask.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
     if method == "ns":
@@ -113,8 +115,11 @@ def fill_hole(method: str, image: np.ndarray, mask: np.ndarray, model=None) -> n
         res = image.copy()
         res[mask] = out[mask]
         return res
-    out = model.fill([image.astype(np.float32) / 255.0], [mask.astype(bool)])[0]
-    out = np.clip(np.asarray(out) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    out = np.asarray(model.fill([image.astype(np.float32) / 255.0], [mask.astype(bool)])[0], np.float32)
+    tone = ToneCurve.fit(image, mask)  # as restore folder does (its default --tone-lock)
+    if tone is not None:
+        out = tone.apply(out, mask)
+    out = np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
     res = image.copy()
     res[mask] = out[mask]
     return res

@@ -53,6 +53,7 @@ from archive_restore import io as aio
 from archive_restore.config import MaskConfig, RuntimeConfig, to_dict
 from archive_restore.runtime import windows as win
 from archive_restore.runtime.grain import add_grain
+from archive_restore.runtime.tone import ToneCurve
 
 MANIFEST_NAME = "manifest.jsonl"
 MASKS_DIRNAME = "masks"
@@ -111,6 +112,7 @@ class _Job:
     error: Optional[str] = None
     scan: Optional[aio.Scan] = None
     mask: Optional[np.ndarray] = None
+    tone: Optional[ToneCurve] = None  # set for monotone RGB scans when the tone lock is on
     windows: list[win.Window] = field(default_factory=list)
     pending: int = 0
     timings: dict[str, float] = field(default_factory=dict)
@@ -305,6 +307,7 @@ def restore_folder(
         # what the session really does (a caller's session may have no pyramid pre-fill)
         "pyramid": bool(getattr(session, "pyramid", False)),
         "grain": float(runtime.grain),
+        "tone_lock": bool(runtime.tone_lock),
         "jpeg_policy": JPEG_POLICY,
     }
     base_settings = json.loads(json.dumps(base_settings))
@@ -344,6 +347,7 @@ def restore_folder(
             "masked_fraction": 0.0,
             "kind_pixels": {},
             "windows": 0,
+            "tone_locked": False,
             "timings": {},
             "provider": session.provider,
             "model_id": session.model_id,
@@ -382,7 +386,7 @@ def restore_folder(
             rec["settings"]["user_mask_sha256"] = aio.sha256_file(umask_file) if umask_file.is_file() else None
         prev = resumable(job)
         if prev is not None:
-            for key in ("output", "mask", "output_sha256", "width", "height", "format", "mode", "masked_fraction", "kind_pixels", "windows"):
+            for key in ("output", "mask", "output_sha256", "width", "height", "format", "mode", "masked_fraction", "kind_pixels", "windows", "tone_locked"):
                 rec[key] = prev.get(key)
             job.status = "skipped"
             job.timings["decode"] = time.perf_counter() - t
@@ -417,6 +421,9 @@ def restore_folder(
             job.timings["mask"] = time.perf_counter() - t
             return
         job.windows = win.plan_windows(mask, runtime.window, runtime.context)
+        if runtime.tone_lock:
+            job.tone = ToneCurve.fit(scan.pixels, mask)
+        rec["tone_locked"] = job.tone is not None
         job.timings["mask"] = time.perf_counter() - t
         rec["windows"] = len(job.windows)
         job.scan, job.mask, job.pending = scan, mask, len(job.windows)
@@ -518,6 +525,8 @@ def restore_folder(
                 f = np.asarray(f, dtype=np.float32)
                 if f.shape != c.shape[:2] + (3,) or not np.isfinite(f).all():
                     raise RuntimeError(f"model output for a window is {f.shape} or not finite")
+                if j.tone is not None:
+                    f = j.tone.apply(f, mc)
                 win.paste(j.scan.pixels, aio.from_model_rgb(c, f, mc), mc, w)  # type: ignore[union-attr]
         except MemoryError:
             for j, _ in todo:

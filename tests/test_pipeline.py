@@ -26,7 +26,7 @@ from tests.pipeline_fakes import FakeSession, write_tiny_onnx
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST_KEYS = {
     "input", "input_root", "output", "mask", "input_sha256", "output_sha256", "status", "error", "width", "height",
-    "format", "mode", "masked_fraction", "kind_pixels", "windows", "timings", "provider", "model_id", "model_name",
+    "format", "mode", "masked_fraction", "kind_pixels", "windows", "tone_locked", "timings", "provider", "model_id", "model_name",
     "settings", "finished_at", "tool_version",
 }
 
