@@ -713,3 +713,16 @@ def test_scuffs_are_short_fine_scratches_labelled_exactly():
     for seed in range(4):
         _, t = damaged_crop(big, np.random.default_rng(seed), 96, clean_share=1.0, scuffed=1.0)
         assert t[0].any() and not t[1:].any()
+
+
+@pytest.mark.parametrize("argv", [["train", "--help"], ["distill", "-h"], ["train", "--minutes", "1"], []])
+def test_net_cli_prints_usage_instead_of_running_into_an_option_named_folder(argv, tmp_path, monkeypatch):
+    """`python -m archive_restore.masks.net train --help` once started a run into a folder named
+    "--help": any help flag, or an option where the run folder should be, prints the usage."""
+    from archive_restore.masks import net
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        net.main(argv)
+    assert "learned damage detector" in str(exc.value)
+    assert not list(tmp_path.iterdir())

@@ -784,6 +784,8 @@ def export(ckpt: Path, out: Path, int8: bool = False, int8_files: list[Path] | N
 
 
 def main(argv: list[str]) -> None:
+    if not argv or "-h" in argv or "--help" in argv or (len(argv) > 1 and argv[1].startswith("-")):
+        raise SystemExit(__doc__)  # usage, never a run into a folder named like an option
     opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch", "--data", "--lr", "--arch", "--init-from", "--clumped-grain", "--blown", "--focal",
                                                  "--blown-bright", "--ignore", "--steps", "--threads", "--trunk-lr", "--speckle", "--scuffs") if k in argv}
     if argv and argv[0] == "train":
