@@ -93,12 +93,9 @@ def make_archive(root: Path, n: int, mp: float, scratches: int, seed: int = 0) -
 
 def default_or_random_model(work: Path, device: str) -> Path:
     """The graph `restore folder` would load on ``device`` (int8 on the CPU), or a random-init export."""
-    import onnxruntime as ort
+    from archive_restore.runtime.session import default_model_path, providers_for
 
-    from archive_restore.runtime.session import CPU, CUDA, default_model_path
-
-    cuda = device != "cpu" and CUDA in ort.get_available_providers()
-    p = default_model_path(CUDA if cuda else CPU)
+    p = default_model_path(providers_for(device)[0])
     if p.is_file():
         return p
     from archive_restore.inpaint.checkpoint import save_checkpoint

@@ -23,14 +23,11 @@ import numpy as np
 from PIL import Image
 
 from archive_restore.damage import damage_mask
+from archive_restore.evaluate import psnr
 from archive_restore.runtime.session import InpaintSession
 from archive_restore.runtime.tone import LUMA, ToneCurve
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def psnr(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / max(float(((a - b)[m] ** 2).mean()), 1e-12)))
 
 
 def chroma_err(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> float:
@@ -44,12 +41,12 @@ def score(sess: InpaintSession, u8: np.ndarray, seed: int) -> tuple[bool, list[f
     m = damage_mask((h, w), rng, "scratches") | damage_mask((h, w), rng, "blotches")
     im = u8.astype(np.float32) / 255
     out = sess.fill([im], [m])[0]
-    q = lambda x: np.clip(np.rint(x * 255), 0, 255) / 255  # noqa: E731  (as written to an 8-bit file)
-    res = [psnr(q(out), im, m), chroma_err(q(out), im, m)]
+    q = lambda x: np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)  # noqa: E731  (as written to an 8-bit file)
+    res = [psnr(q(out), u8, m), chroma_err(q(out) / 255.0, im, m)]
     tc = ToneCurve.fit(u8, m)
     if tc is not None:
         lk = q(tc.apply(out, m))
-        res += [psnr(lk, im, m), chroma_err(lk, im, m), tc.tol * 255]
+        res += [psnr(lk, u8, m), chroma_err(lk / 255.0, im, m), tc.tol * 255]
     return tc is not None, res
 
 

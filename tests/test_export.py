@@ -310,7 +310,7 @@ def test_auto_device_falling_back_to_cpu_loads_the_cpu_default(monkeypatch):
         loaded.append((Path(path).name, tuple(providers)))
         return real(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
 
-    monkeypatch.setattr(session_mod, "_providers_for", lambda device: [session_mod.CUDA, session_mod.CPU])
+    monkeypatch.setattr(session_mod, "providers_for", lambda device: [session_mod.CUDA, session_mod.CPU])
     monkeypatch.setattr(ort, "InferenceSession", fake_session)
     sess = InpaintSession(device="auto")
     name = session_mod.DEFAULT_MODEL_NAME

@@ -102,7 +102,9 @@ def load_sidecar(onnx_path: Path) -> dict[str, Any]:
     return data
 
 
-def _providers_for(device: str) -> list[str]:
+def providers_for(device: str) -> list[str]:
+    """The providers to ask ONNX Runtime for on ``device`` (auto, cpu, cuda), best first; raises
+    ``RuntimeUnavailable`` for cuda without a CUDA provider."""
     import onnxruntime as ort
 
     available = ort.get_available_providers()
@@ -157,7 +159,7 @@ class InpaintSession:
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
-        wanted = _providers_for(device)
+        wanted = providers_for(device)
         # no --model: the default graph for the provider asked for (int8 on the CPU)
         path = Path(onnx_path) if onnx_path is not None else default_model_path(wanted[0])
         self.sidecar = load_sidecar(path)
