@@ -109,3 +109,42 @@ def test_restore_folder_locks_grey_rgb_scans_unless_told_not_to(tmp_path):
         assert recs["bw.png"]["settings"]["tone_lock"] is lock
         colour_out.append(np.asarray(Image.open(out / "colour.png")))
     assert np.array_equal(*colour_out)  # the colour scan is filled as the session filled it, lock or not
+
+
+def test_screen_gives_the_full_fits_answer(monkeypatch):
+    """Large scans are screened on a sparse sample first; the answer (None, or the same curve
+    and tolerance) must be the one the full sample gives, for colour and monotone scans alike."""
+    from archive_restore.runtime import tone
+
+    y = _luma_field(400, 600, seed=3)
+    grey = _u8(np.repeat(y[..., None], 3, -1))
+    sepia = _u8(_sepia(y))
+    warm = np.clip(np.repeat(y[..., None], 3, -1) * (1.3, 0.9, 0.5), 0, 1)
+    cool = np.clip(np.repeat(y[..., None], 3, -1) * (0.7, 1.0, 1.3), 0, 1)
+    colour = _u8(np.where((np.arange(400) // 20 % 2 == 0)[:, None, None], warm, cool))  # bands
+    speck = sepia.copy()  # a toned print with a few coloured pixels: 0.5 % (colour) and 0.05 %
+    rows = np.random.default_rng(1).integers(0, 400, 1200)
+    cols = np.random.default_rng(2).integers(0, 600, 1200)
+    speck[rows, cols] = (40, 200, 60)
+    few = sepia.copy()
+    few[rows[:100], cols[:100]] = (40, 200, 60)
+    mask = np.zeros(y.shape, bool)
+    mask[100:140, 50:500] = True
+    scans = {"grey": grey, "sepia": sepia, "colour": colour, "speck": speck, "few": few}
+    calls: list[int] = []
+    deviation = tone._deviation
+    monkeypatch.setattr(tone, "_deviation", lambda rgb: calls.append(len(rgb)) or deviation(rgb))
+    screened = {}
+    for k, v in scans.items():
+        calls.clear()
+        screened[k] = tone.ToneCurve.fit(v, mask)
+        # the screen ran on a sparse sample; only the colour scan stopped there
+        assert calls[0] < 20_000 and len(calls) == (1 if k == "colour" else 2), (k, calls)
+    monkeypatch.setattr(tone, "SCREEN_PIXELS", 10**12)  # screen never sparser than the sample
+    full = {k: tone.ToneCurve.fit(v, mask) for k, v in scans.items()}
+    assert [k for k, v in full.items() if v is not None] == ["grey", "sepia", "few"]
+    for k in scans:
+        a, b = screened[k], full[k]
+        assert (a is None) == (b is None), k
+        if a is not None:
+            assert np.array_equal(a.curve, b.curve) and a.tol == b.tol, k

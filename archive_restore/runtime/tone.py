@@ -26,6 +26,12 @@ MIN_PER_BIN = 16
 # noise and uneven toning, while a faded colour print's skin, sky and foliage stray 10-100 levels
 MONO_MAX = 8.0 / 255.0
 SAMPLE_PIXELS = 250_000  # the curve is fitted on about this many (strided) pixels
+# Screen first: on a sparser strided sample of about SCREEN_PIXELS, a scan with more than
+# SCREEN_FRACTION of its pixels over twice MONO_MAX from that sample's own curve is colour (the
+# full test allows 0.1 % over MONO_MAX). Colour scans are then decided in 10-15 ms instead of
+# 35-60; on 556 photos (old, cbsd68, training, toned and JPEG'd) every answer was the same
+SCREEN_PIXELS = 20_000
+SCREEN_FRACTION = 0.05
 
 
 @dataclass(frozen=True)
@@ -45,30 +51,28 @@ class ToneCurve:
         if pixels.ndim != 3 or pixels.shape[2] < 3:
             return None
         h, w = pixels.shape[:2]
+        scale = float(np.iinfo(pixels.dtype).max)
+
+        def known_rgb(step: int) -> np.ndarray:  # (N, 3) float32 in [0,1], a strided sample
+            rgb = pixels[::step, ::step, :3].astype(np.float32) / scale
+            return rgb.reshape(-1, 3) if mask is None else rgb[~mask[::step, ::step]]
+
         step = max(1, int(np.ceil(np.sqrt(h * w / SAMPLE_PIXELS))))
-        rgb = pixels[::step, ::step, :3].astype(np.float32) / float(np.iinfo(pixels.dtype).max)
-        known = np.ones(rgb.shape[:2], bool) if mask is None else ~mask[::step, ::step]
-        rgb = rgb[known]  # (N, 3)
+        screen = max(1, int(np.ceil(np.sqrt(h * w / SCREEN_PIXELS))))
+        if screen >= 2 * step:
+            # colour scans, nearly all of them, are told apart on a sparser sample: on a
+            # monotone scan hardly any pixel strays twice the bound from that sample's own curve
+            sub = _deviation(known_rgb(screen))
+            if sub is not None and float(np.mean(sub[1] > 2 * MONO_MAX)) > SCREEN_FRACTION:
+                return None
+        rgb = known_rgb(step)
         if len(rgb) < MIN_PER_BIN * 4:
             return None
-        y = rgb @ LUMA
-        chroma = rgb - y[:, None]
-        b = np.clip((y * BINS).astype(np.int64), 0, BINS - 1)
-        curve = np.zeros((BINS, 3), np.float32)
-        ok = np.zeros(BINS, bool)
-        order = np.argsort(b, kind="stable")
-        bounds = np.searchsorted(b[order], np.arange(BINS + 1))
-        for i in range(BINS):
-            s = order[bounds[i]:bounds[i + 1]]
-            if len(s) >= MIN_PER_BIN:
-                curve[i] = np.median(chroma[s], axis=0)
-                ok[i] = True
-        if ok.sum() < 2:
+        fitted = _deviation(rgb)
+        if fitted is None:
             return None
-        idx = np.arange(BINS, dtype=np.float32)
-        for k in range(3):  # empty bins: interpolated, held flat beyond the ends
-            curve[:, k] = np.interp(idx, idx[ok], curve[ok, k])
-        spread = float(np.percentile(np.abs(chroma - _lookup(curve, y)).max(axis=1), 99.9))
+        curve, dev = fitted
+        spread = float(np.percentile(dev, 99.9))
         if spread > MONO_MAX:
             return None
         return cls(curve=curve, tol=max(spread, 1.0 / 255.0))
@@ -89,6 +93,30 @@ class ToneCurve:
         c -= (c @ LUMA)[:, None]  # chroma carries no luma: the pixel keeps its brightness
         out[m] = np.clip(y[:, None] + c, 0.0, 1.0)
         return out
+
+
+def _deviation(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The tone curve of (N, 3) float32 RGB pixels in [0,1] and each pixel's distance from it.
+    Returns (curve (BINS, 3) float32, deviation (N,) float32: largest channel distance of the
+    pixel's chroma from the curve at its luma), or None when fewer than 2 bins are populated."""
+    y = rgb @ LUMA
+    chroma = rgb - y[:, None]
+    b = np.clip((y * BINS).astype(np.int64), 0, BINS - 1)
+    curve = np.zeros((BINS, 3), np.float32)
+    ok = np.zeros(BINS, bool)
+    order = np.argsort(b, kind="stable")
+    bounds = np.searchsorted(b[order], np.arange(BINS + 1))
+    for i in range(BINS):
+        s = order[bounds[i]:bounds[i + 1]]
+        if len(s) >= MIN_PER_BIN:
+            curve[i] = np.median(chroma[s], axis=0)
+            ok[i] = True
+    if ok.sum() < 2:
+        return None
+    idx = np.arange(BINS, dtype=np.float32)
+    for k in range(3):  # empty bins: interpolated, held flat beyond the ends
+        curve[:, k] = np.interp(idx, idx[ok], curve[ok, k])
+    return curve, np.abs(chroma - _lookup(curve, y)).max(axis=1)
 
 
 def _lookup(curve: np.ndarray, y: np.ndarray) -> np.ndarray:
