@@ -2,7 +2,9 @@
 
 Owns the metrics (tolerant precision/recall/F1/IoU, PSNR/SSIM inside a mask, texture ratio)
 and the ``restore evaluate`` run. numpy + OpenCV only; the model runs through ONNX Runtime
-via ``archive_restore.runtime.session`` when available.
+via ``archive_restore.runtime.session`` when available, and fills exactly as ``restore folder``
+does (``pipeline.restore_pixels``: windows along the damage, tone lock), so its quality and
+seconds per megapixel are the product's.
 
 Classical baselines: ``cv2.inpaint`` TELEA and Navier-Stokes (radius 3) always, and
 ``cv2.xphoto.inpaint`` FSR_FAST when OpenCV's contrib modules are installed
@@ -20,7 +22,6 @@ import cv2
 import numpy as np
 
 from archive_restore.runtime.grain import add_grain
-from archive_restore.runtime.tone import ToneCurve
 
 TOLERANCE = 2  # px
 RESTORE_ONLY_KINDS = ("centre_square",)
@@ -104,7 +105,8 @@ def _prf(c: dict[str, int]) -> dict[str, float]:
 
 def fill_hole(method: str, image: np.ndarray, mask: np.ndarray, model=None) -> np.ndarray:
     """(H, W, 3) uint8 fill of ``mask`` by ``method`` in telea / ns / fsr_fast / model.
-    The model's fill gets ``restore folder``'s tone lock (``runtime.tone``) on monotone photos."""
+    The model fills as ``restore folder`` does (``pipeline.restore_pixels``: the same windows
+    along the damage, batches and tone lock), so its figures are the product's."""
     if method == "telea":
         return cv2.inpaint(image, mask.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
     if method == "ns":
@@ -115,14 +117,9 @@ def fill_hole(method: str, image: np.ndarray, mask: np.ndarray, model=None) -> n
         res = image.copy()
         res[mask] = out[mask]
         return res
-    out = np.asarray(model.fill([image.astype(np.float32) / 255.0], [mask.astype(bool)])[0], np.float32)
-    tone = ToneCurve.fit(image, mask)  # as restore folder does (its default --tone-lock)
-    if tone is not None:
-        out = tone.apply(out, mask)
-    out = np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    res = image.copy()
-    res[mask] = out[mask]
-    return res
+    from archive_restore.pipeline import restore_pixels
+
+    return restore_pixels(model, image, mask)
 
 
 def library_versions() -> dict[str, str]:

@@ -121,6 +121,49 @@ class _Job:
 # ----------------------------------------------------------------------------- helpers
 
 
+def fill_windows(session: Session,
+                 items: Sequence[tuple[np.ndarray, np.ndarray, win.Window, Optional[ToneCurve]]]) -> None:
+    """Fill windows in one session call and paste them back IN PLACE.
+
+    items: (pixels (H, W, C) uint8/uint16 scan pixels, written into; mask (H, W) bool, True =
+    fill; window; tone curve or None), windows of one or several images. Each window's crop
+    is converted to the model's (h, w, 3) float32 RGB in [0, 1], filled, held to the scan's
+    tone when a curve is given, and only its core's mask pixels are written back. Raises
+    RuntimeError when the session returns the wrong number, shape or non-finite values."""
+    crops = [win.crop(p, w) for p, _, w, _ in items]
+    mcrops = [win.crop(m, w) for _, m, w, _ in items]
+    filled = session.fill([aio.to_model_rgb(c) for c in crops], mcrops)
+    if len(filled) != len(items):
+        raise RuntimeError(f"session returned {len(filled)} windows for {len(items)}")
+    for (pixels, _, w, tone), c, mc, f in zip(items, crops, mcrops, filled):
+        f = np.asarray(f, dtype=np.float32)
+        if f.shape != c.shape[:2] + (3,) or not np.isfinite(f).all():
+            raise RuntimeError(f"model output for a window is {f.shape} or not finite")
+        if tone is not None:
+            f = tone.apply(f, mc)
+        win.paste(pixels, aio.from_model_rgb(c, f, mc), mc, w)
+
+
+def restore_pixels(session: Session, pixels: np.ndarray, mask: np.ndarray,
+                   runtime: RuntimeConfig = RuntimeConfig()) -> np.ndarray:
+    """What ``restore_folder`` does to one image's pixels once its mask is known, in one call
+    (``restore evaluate`` and the scripts measure the product through it): the same windows
+    (``runtime.window``, ``runtime.context``), tone lock (``runtime.tone_lock``), batches of
+    ``runtime.batch`` windows and paste. Grain (``runtime.grain``) is not added here.
+    pixels: (H, W, C) uint8/uint16, not modified; mask: (H, W) bool, True = fill.
+    Returns a new array like ``pixels`` with only the mask's pixels changed."""
+    out = pixels.copy()
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return out
+    windows = win.plan_windows(mask, runtime.window, runtime.context)
+    tone = ToneCurve.fit(pixels, mask) if runtime.tone_lock else None
+    step = max(1, int(runtime.batch))
+    for i in range(0, len(windows), step):
+        fill_windows(session, [(out, mask, w, tone) for w in windows[i : i + step]])
+    return out
+
+
 def check_folders(input_dir: Path, out_dir: Path) -> tuple[Path, Path]:
     """Resolve both folders; raise ``UsageError`` if INPUT is not a folder, OUT is inside
     (or equal to) INPUT, or INPUT is inside OUT. Returns (input_dir, out_dir) resolved."""
@@ -516,18 +559,7 @@ def restore_folder(
             return
         t = time.perf_counter()
         try:
-            crops = [win.crop(j.scan.pixels, w) for j, w in todo]  # type: ignore[union-attr]
-            mcrops = [win.crop(j.mask, w) for j, w in todo]
-            filled = session.fill([aio.to_model_rgb(c) for c in crops], mcrops)
-            if len(filled) != len(todo):
-                raise RuntimeError(f"session returned {len(filled)} windows for {len(todo)}")
-            for (j, w), c, mc, f in zip(todo, crops, mcrops, filled):
-                f = np.asarray(f, dtype=np.float32)
-                if f.shape != c.shape[:2] + (3,) or not np.isfinite(f).all():
-                    raise RuntimeError(f"model output for a window is {f.shape} or not finite")
-                if j.tone is not None:
-                    f = j.tone.apply(f, mc)
-                win.paste(j.scan.pixels, aio.from_model_rgb(c, f, mc), mc, w)  # type: ignore[union-attr]
+            fill_windows(session, [(j.scan.pixels, j.mask, w, j.tone) for j, w in todo])  # type: ignore[union-attr]
         except MemoryError:
             for j, _ in todo:
                 j.error = "out of memory during inference"

@@ -2,6 +2,7 @@
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -122,3 +123,36 @@ def test_fsr_fast_fills_only_the_hole():
     out = fill_hole("fsr_fast", im, m, None)
     assert np.array_equal(out[~m], im[~m])
     assert psnr(out, im, m) > 20
+
+
+def test_model_fill_is_what_restore_folder_writes(tmp_path):
+    """``fill_hole("model")`` (the figures of ``restore evaluate`` and the scripts) must be the
+    pixels ``restore folder`` writes for the same image and mask: same windows, tone lock, paste."""
+    from archive_restore import pipeline
+    from archive_restore.runtime import windows as win
+    from archive_restore.runtime.tone import ToneCurve
+    from tests.pipeline_fakes import FakeSession
+
+    rng = np.random.default_rng(5)
+    h, w = 600, 1100
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    y = np.clip(0.3 + 0.4 * xx / w + 0.1 * np.sin(yy / 9) + rng.normal(0, 0.03, (h, w)), 0, 1)
+    colour = np.clip(np.stack([y, 0.5 * y + 0.3 * (yy / h), 1 - y], -1) * 255, 0, 255).astype(np.uint8)
+    sepia = np.clip(np.stack([y + 0.05, 0.86 * y, 0.68 * y], -1) * 255, 0, 255).astype(np.uint8)
+    mask = np.zeros((h, w), bool)
+    cv2.line(mask.view(np.uint8), (20, 30), (1080, 560), 1, 3)  # a long thin scratch
+    cv2.line(mask.view(np.uint8), (900, 20), (950, 300), 1, 2)
+    mask[400:470, 100:190] = True  # a blotch
+    assert len(win.plan_windows(mask, 512, 48)) > 4
+    assert ToneCurve.fit(sepia, mask) is not None and ToneCurve.fit(colour, mask) is None  # lock on one
+    inp, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
+    inp.mkdir(), masks.mkdir()
+    for name, im in (("colour.png", colour), ("sepia.png", sepia)):
+        Image.fromarray(im).save(inp / name)
+        Image.fromarray(mask.astype(np.uint8) * 255).save(masks / name)
+    summary = pipeline.restore_folder(inp, out, masks_dir=masks, session=FakeSession(), handle_sigint=False)
+    assert summary.counts["restored"] == 2
+    for name, im in (("colour.png", colour), ("sepia.png", sepia)):
+        written = np.asarray(Image.open(out / name))
+        assert np.array_equal(written, fill_hole("model", im, mask, FakeSession())), name
+        assert not np.array_equal(written, im)
