@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from archive_restore.runtime.windows import crop, paste, plan_windows, window_pixels
+from archive_restore.runtime.windows import ATOMIC_THICKNESS, core_mask, crop, paste, plan_windows, window_pixels
 
 
 def scratch_mask(h: int, w: int, seed: int = 0, n: int = 4, thickness: int = 3) -> np.ndarray:
@@ -27,19 +27,52 @@ def test_every_mask_pixel_in_exactly_one_core_with_context(seed, window, context
     mask = scratch_mask(300 + 37 * seed, 410, seed)
     H, W = mask.shape
     wins = plan_windows(mask, window=window, context=context)
+    _assert_pasted_once(mask, wins, window, min(16, context))
+
+
+def _assert_pasted_once(mask, wins, window, min_context):
+    """Every mask pixel is pasted by exactly one window, nothing else is; boxes hold their
+    cores with at least ``min_context`` of context unless the image border is closer."""
+    H, W = mask.shape
     count = np.zeros(mask.shape, np.int32)
     for win in wins:
         y0, x0, y1, x1 = win.box
         cy0, cx0, cy1, cx1 = win.core
         assert 0 <= y0 <= cy0 < cy1 <= y1 <= H and 0 <= x0 <= cx0 < cx1 <= x1 <= W
         assert y1 - y0 <= window and x1 - x0 <= window
-        # at least min_context of context on every side, unless the image border is closer
-        mc = min(16, context)
+        mc = min_context
         assert cy0 - y0 >= min(mc, cy0) and cx0 - x0 >= min(mc, cx0)
         assert y1 - cy1 >= min(mc, H - cy1) and x1 - cx1 >= min(mc, W - cx1)
-        count[cy0:cy1, cx0:cx1] += mask[cy0:cy1, cx0:cx1]
+        count[y0:y1, x0:x1] += core_mask(crop(mask, win), win)
     assert (count[mask] == 1).all()
     assert (count[~mask] == 0).all()
+
+
+def test_a_wide_hole_across_the_grid_is_filled_by_one_window():
+    """A blotch that the grid would cut in two is one window's (a seam through a fill shows
+    where two windows met); thin scratches through it and beside it are planned as before."""
+    mask = np.zeros((700, 1200), np.uint8)
+    cv2.ellipse(mask, (416, 300), (60, 45), 30, 0, 360, 1, -1)  # across x = 416, the first core side
+    cv2.line(mask, (0, 250), (1199, 420), 1, 3)  # a scratch through it
+    cv2.circle(mask, (830, 200), 30, 1, -1)  # a blotch inside one cell: planned as before
+    mask = mask.astype(bool)
+    wins = plan_windows(mask, window=512, context=48)
+    _assert_pasted_once(mask, wins, 512, 16)
+    blotch = np.zeros(mask.shape, np.uint8)
+    cv2.ellipse(blotch, (416, 300), (52, 37), 30, 0, 360, 1, -1)  # its body, 8 px in from the edge
+    blotch = blotch.astype(bool)
+    owners = set()
+    for i, win in enumerate(wins):
+        y0, x0, y1, x1 = win.box
+        if (core_mask(crop(mask, win), win) & blotch[y0:y1, x0:x1]).any():
+            owners.add(i)
+    assert len(owners) == 1
+    w = wins[owners.pop()]
+    assert w.own is not None and w.core[1] < 416 < w.core[3]
+    # narrower than ATOMIC_THICKNESS: a scratch crossing the grid is still cut between windows
+    thin = np.zeros((300, 1000), bool)
+    thin[150 : 150 + int(ATOMIC_THICKNESS) - 3, 100:900] = True
+    assert len(plan_windows(thin, 512, 48)) > 1 and all(w.own is None for w in plan_windows(thin, 512, 48))
 
 
 def test_diagonal_scratch_is_followed_not_boxed():
@@ -92,3 +125,20 @@ def test_context_grows_with_hole_width():
     # a straight thin scratch is one narrow band, not a box per 32 px
     wins = plan_windows(thin, 512, 48)
     assert window_pixels(wins) < 60 * 400
+
+
+def test_no_seam_through_a_blotch_fill():
+    """Through ``restore_pixels``: a fill that depends on its window's context (FakeSession:
+    the mean of the window's known pixels) is one colour across a blotch on the grid line."""
+    from archive_restore.pipeline import restore_pixels
+    from tests.pipeline_fakes import FakeSession
+
+    h, w = 500, 900
+    ramp = np.linspace(0, 255, w, dtype=np.float32)[None, :].repeat(h, 0)
+    image = np.stack([ramp, 255 - ramp, np.full_like(ramp, 90)], -1).astype(np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.circle(mask, (416, 250), 50, 1, -1)
+    mask = mask.astype(bool)
+    out = restore_pixels(FakeSession(), image, mask)
+    assert len(np.unique(out[mask].reshape(-1, 3), axis=0)) == 1
+    assert (out[~mask] == image[~mask]).all()

@@ -11,8 +11,14 @@ Owns how an image of any size is cut into model-sized windows around its mask:
   ``box`` holds its core plus a margin of known image on every side (clipped to the image):
   ``context`` pixels for wide holes, down to ``min_context`` for thin scratches (the margin
   scales with the hole's width), so no window is larger than ``window`` x ``window``.
-- Cores are disjoint and together hold every mask pixel exactly once, so results can be
-  pasted in any order: ``paste`` writes only mask pixels inside the window's core.
+- Every mask pixel is pasted by exactly one window, so results can be pasted in any order:
+  ``paste`` writes only mask pixels inside the window's core (and, when the window has an
+  ``own`` mask, only those). Cores of the plain grid plan are disjoint.
+- Whole holes stay whole: the body of a wide hole (a blotch or tear, ``ATOMIC_THICKNESS`` px
+  or wider, without the scratches that run out of it) that the grid plan would cut between two
+  cores is filled by ONE window of its own when it fits in a window: two windows filling two halves of one wide hole from different context
+  disagree where they meet, a seam straight through the fill. The other windows leave its
+  pixels to that window (their ``own`` masks) but still see them as holes.
 
 Boxes are ``(y0, x0, y1, x1)`` half-open pixel rectangles in image coordinates.
 No state is kept between calls; nothing here imports torch or onnxruntime.
@@ -20,20 +26,29 @@ No state is kept between calls; nothing here imports torch or onnxruntime.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
 Box = tuple[int, int, int, int]
+# holes at least this wide (twice the farthest distance to known image, px) are never split
+# between windows when one window can hold them: below it a seam across the fill is a few
+# pixels long and hidden in the hole's own edges
+ATOMIC_THICKNESS = 8.0
 
 
 @dataclass(frozen=True)
 class Window:
     """One model window. box: crop region (core + context, clipped); core: the region whose
-    mask pixels this window fills. Both (y0, x0, y1, x1), half-open, core inside box."""
+    mask pixels this window fills. Both (y0, x0, y1, x1), half-open, core inside box.
+    own: None (the window pastes every mask pixel in its core) or a (core h, core w) bool
+    array: the mask pixels of the core that this window pastes (the others belong to a
+    whole-hole window)."""
 
     box: Box
     core: Box
+    own: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -158,24 +173,100 @@ def plan_windows(
     if mask.ndim != 2:
         raise ValueError(f"plan_windows expects a (H, W) mask, got {mask.shape}")
     mask = mask.astype(bool, copy=False)
-    H, W = mask.shape
+    args = (window, context, min(min_context, context), quantum)
+    cores = _grid_cores(mask, window, context, min_context, overhead)
+    whole = _split_holes(mask, cores, *args)
+    if not whole:
+        return [Window(box=_box_for(mask, c, *args), core=c) for c in cores]
+    rest = mask.copy()
+    for core, own in whole:
+        rest[core[0] : core[2], core[1] : core[3]] &= ~own
+    out = []
+    for c in _grid_cores(rest, window, context, min_context, overhead):
+        crossed = any(_overlap(c, w) for w, _ in whole)
+        out.append(Window(box=_box_for(rest, c, *args), core=c,
+                          own=rest[c[0] : c[2], c[1] : c[3]].copy() if crossed else None))
+    return out + [Window(box=_box_for(mask, core, *args), core=core, own=own) for core, own in whole]
+
+
+def _grid_cores(mask: np.ndarray, window: int, context: int, min_context: int, overhead: int) -> list[Box]:
+    """The disjoint tight cores of the grid plan (see ``plan_windows``), in its order."""
     core_side = max(16, window - 2 * context)
     min_context = min(min_context, context)
-    out = []
     min_core = min(core_side, 2 * min_context)
+    cores: list[Box] = []
     for cell in occupied_cells(mask, core_side):
-        cores: list[Box] = []
         _refine(mask, cell, min_core, min_context, overhead, cores)
-        for (cy0, cx0, cy1, cx1) in cores:
-            t = hole_thickness(mask[cy0:cy1, cx0:cx1])
-            c = context_for(t, context, min_context)
-            # sides rounded up to a multiple of ``quantum`` (centred, kept inside the image):
-            # few distinct shapes, so windows batch together, at little extra area
-            hs = min(window, -(-(cy1 - cy0 + 2 * c) // quantum) * quantum)
-            ws = min(window, -(-(cx1 - cx0 + 2 * c) // quantum) * quantum)
-            by0, by1 = _fit(cy0, cy1, hs, H)
-            bx0, bx1 = _fit(cx0, cx1, ws, W)
-            out.append(Window(box=(by0, bx0, by1, bx1), core=(cy0, cx0, cy1, cx1)))
+    return cores
+
+
+def _box_for(mask: np.ndarray, core: Box, window: int, context: int, min_context: int, quantum: int) -> Box:
+    """The window box around ``core``: the context its holes need (``context_for``), sides
+    rounded up to a multiple of ``quantum`` (few distinct shapes batch better) and at most
+    ``window``, centred on the core and kept inside the image."""
+    H, W = mask.shape
+    cy0, cx0, cy1, cx1 = core
+    c = context_for(hole_thickness(mask[cy0:cy1, cx0:cx1]), context, min_context)
+    hs = min(window, -(-(cy1 - cy0 + 2 * c) // quantum) * quantum)
+    ws = min(window, -(-(cx1 - cx0 + 2 * c) // quantum) * quantum)
+    by0, by1 = _fit(cy0, cy1, hs, H)
+    bx0, bx1 = _fit(cx0, cx1, ws, W)
+    return (by0, bx0, by1, bx1)
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _split_holes(mask: np.ndarray, cores: list[Box], window: int, context: int, min_context: int,
+                 quantum: int) -> list[tuple[Box, np.ndarray]]:
+    """Wide holes that reach into two or more of ``cores`` and fit in one window with their
+    context. A wide hole is an 8-connected piece of the mask's opening by a disc of
+    ``ATOMIC_THICKNESS`` px (a blotch's body without a scratch that runs through or out of
+    it: the scratch stays with the grid's windows), at least ``ATOMIC_THICKNESS`` wide.
+    Returns (tight bbox, (bbox h, bbox w) bool of the hole's pixels) per hole, in scan order."""
+    import cv2
+
+    r = int(np.ceil(ATOMIC_THICKNESS / 2)) - 1
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    m8 = np.ascontiguousarray(mask).view(np.uint8)
+    thick = cv2.erode(m8, disc)
+    bb = _tight_bbox(thick.view(bool), 0, 0, *mask.shape)
+    if bb is None:  # no wide hole anywhere: nothing to keep whole
+        return []
+    H, W = mask.shape
+    ry0, rx0, ry1, rx1 = max(0, bb[0] - 2 * r - 2), max(0, bb[1] - 2 * r - 2), min(H, bb[2] + 2 * r + 2), min(W, bb[3] + 2 * r + 2)
+    body = cv2.dilate(thick[ry0:ry1, rx0:rx1], disc) & m8[ry0:ry1, rx0:rx1]
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(body, connectivity=8)
+    taken = np.zeros(body.shape, bool)  # region pixels already given to a wide hole
+    out = []
+    for lab in range(1, n):
+        x, y, w, h = (int(v) for v in stats[lab, :4])
+        if h + 2 * min_context > window or w + 2 * min_context > window:
+            continue
+        t = hole_thickness(labels[y : y + h, x : x + w] == lab)
+        if t < ATOMIC_THICKNESS:
+            continue
+        # the hole: its body and the mask's pixels along the body's edge that the opening
+        # shaved off (else the rim would be filled by other windows)
+        y0, x0, y1, x1 = max(0, y - r - 1), max(0, x - r - 1), min(body.shape[0], y + h + r + 1), min(body.shape[1], x + w + r + 1)
+        own = cv2.dilate((labels[y0:y1, x0:x1] == lab).view(np.uint8), disc).view(bool)
+        own &= m8[ry0 + y0 : ry0 + y1, rx0 + x0 : rx0 + x1].view(bool) & ~taken[y0:y1, x0:x1]
+        tb = _tight_bbox(own, 0, 0, *own.shape)
+        box = (ry0 + y0 + tb[0], rx0 + x0 + tb[1], ry0 + y0 + tb[2], rx0 + x0 + tb[3])
+        own = own[tb[0] : tb[2], tb[1] : tb[3]]
+        c = context_for(t, context, min_context)
+        if box[2] - box[0] + 2 * c > window or box[3] - box[1] + 2 * c > window:
+            continue
+        holders = 0
+        for core in cores:
+            if _overlap(core, box):
+                cy0, cx0, cy1, cx1 = max(core[0], box[0]), max(core[1], box[1]), min(core[2], box[2]), min(core[3], box[3])
+                holders += bool(own[cy0 - box[0] : cy1 - box[0], cx0 - box[1] : cx1 - box[1]].any())
+                if holders > 1:
+                    out.append((box, own))
+                    taken[box[0] - ry0 : box[2] - ry0, box[1] - rx0 : box[3] - rx0] |= own
+                    break
     return out
 
 
@@ -186,12 +277,13 @@ def crop(array: np.ndarray, win: Window) -> np.ndarray:
 
 
 def core_mask(mask_crop: np.ndarray, win: Window) -> np.ndarray:
-    """The mask pixels this window pastes: ``mask_crop`` (h, w) bool restricted to the core,
-    in crop coordinates. Returns a new (h, w) bool array."""
+    """The mask pixels this window pastes: ``mask_crop`` (h, w) bool restricted to the core
+    (and to ``win.own`` when set), in crop coordinates. Returns a new (h, w) bool array."""
     y0, x0, _, _ = win.box
     cy0, cx0, cy1, cx1 = win.core
     keep = np.zeros_like(mask_crop, dtype=bool)
-    keep[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = mask_crop[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+    inside = mask_crop[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+    keep[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = inside if win.own is None else inside & win.own
     return keep
 
 
