@@ -16,9 +16,10 @@ Owns how an image of any size is cut into model-sized windows around its mask:
   ``own`` mask, only those). Cores of the plain grid plan are disjoint.
 - Whole holes stay whole: the body of a wide hole (a blotch or tear, ``ATOMIC_THICKNESS`` px
   or wider, without the scratches that run out of it) that the grid plan would cut between two
-  cores is filled by ONE window of its own when it fits in a window: two windows filling two halves of one wide hole from different context
-  disagree where they meet, a seam straight through the fill. The other windows leave its
-  pixels to that window (their ``own`` masks) but still see them as holes.
+  cores is filled by ONE window of its own when it fits in a window: two windows filling two
+  halves of one wide hole from different context disagree where they meet, a seam straight
+  through the fill. The other windows leave its pixels to that window (their ``own`` masks)
+  but still see them as holes.
 
 Boxes are ``(y0, x0, y1, x1)`` half-open pixel rectangles in image coordinates.
 No state is kept between calls; nothing here imports torch or onnxruntime.
@@ -175,7 +176,7 @@ def plan_windows(
     mask = mask.astype(bool, copy=False)
     args = (window, context, min(min_context, context), quantum)
     cores = _grid_cores(mask, window, context, min_context, overhead)
-    whole = _split_holes(mask, cores, *args)
+    whole = _split_holes(mask, cores, *args[:3])
     if not whole:
         return [Window(box=_box_for(mask, c, *args), core=c) for c in cores]
     rest = mask.copy()
@@ -218,8 +219,8 @@ def _overlap(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def _split_holes(mask: np.ndarray, cores: list[Box], window: int, context: int, min_context: int,
-                 quantum: int) -> list[tuple[Box, np.ndarray]]:
+def _split_holes(mask: np.ndarray, cores: list[Box], window: int, context: int,
+                 min_context: int) -> list[tuple[Box, np.ndarray]]:
     """Wide holes that reach into two or more of ``cores`` and fit in one window with their
     context. A wide hole is an 8-connected piece of the mask's opening by a disc of
     ``ATOMIC_THICKNESS`` px (a blotch's body without a scratch that runs through or out of
