@@ -21,6 +21,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from archive_restore.pipeline import restore_pixels
 from archive_restore.runtime.grain import add_grain
 
 TOLERANCE = 2  # px
@@ -117,8 +118,6 @@ def fill_hole(method: str, image: np.ndarray, mask: np.ndarray, model=None) -> n
         res = image.copy()
         res[mask] = out[mask]
         return res
-    from archive_restore.pipeline import restore_pixels
-
     return restore_pixels(model, image, mask)
 
 

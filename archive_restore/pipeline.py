@@ -144,6 +144,14 @@ def fill_windows(session: Session,
         win.paste(pixels, aio.from_model_rgb(c, f, mc), mc, w)
 
 
+def plan_fill(pixels: np.ndarray, mask: np.ndarray, runtime: RuntimeConfig) -> tuple[list[win.Window], Optional[ToneCurve]]:
+    """How one image will be filled: its windows (``runtime.window``, ``runtime.context``) and,
+    with ``runtime.tone_lock``, the tone curve of a monotone scan (else None).
+    pixels: (H, W, C) uint8/uint16 scan pixels; mask: (H, W) bool, True = fill."""
+    windows = win.plan_windows(mask, runtime.window, runtime.context)
+    return windows, (ToneCurve.fit(pixels, mask) if runtime.tone_lock else None)
+
+
 def restore_pixels(session: Session, pixels: np.ndarray, mask: np.ndarray,
                    runtime: RuntimeConfig = RuntimeConfig()) -> np.ndarray:
     """What ``restore_folder`` does to one image's pixels once its mask is known, in one call
@@ -156,8 +164,7 @@ def restore_pixels(session: Session, pixels: np.ndarray, mask: np.ndarray,
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return out
-    windows = win.plan_windows(mask, runtime.window, runtime.context)
-    tone = ToneCurve.fit(pixels, mask) if runtime.tone_lock else None
+    windows, tone = plan_fill(pixels, mask, runtime)
     step = max(1, int(runtime.batch))
     for i in range(0, len(windows), step):
         fill_windows(session, [(out, mask, w, tone) for w in windows[i : i + step]])
@@ -463,9 +470,7 @@ def restore_folder(
             job.status = "unchanged"
             job.timings["mask"] = time.perf_counter() - t
             return
-        job.windows = win.plan_windows(mask, runtime.window, runtime.context)
-        if runtime.tone_lock:
-            job.tone = ToneCurve.fit(scan.pixels, mask)
+        job.windows, job.tone = plan_fill(scan.pixels, mask, runtime)
         rec["tone_locked"] = job.tone is not None
         job.timings["mask"] = time.perf_counter() - t
         rec["windows"] = len(job.windows)
