@@ -127,11 +127,13 @@ def fill_windows(session: Session,
 
     items: (pixels (H, W, C) uint8/uint16 scan pixels, written into; mask (H, W) bool, True =
     fill; window; tone curve or None), windows of one or several images. Each window's crop
-    is converted to the model's (h, w, 3) float32 RGB in [0, 1], filled, held to the scan's
-    tone when a curve is given, and only its core's mask pixels are written back. Raises
-    RuntimeError when the session returns the wrong number, shape or non-finite values."""
+    is converted to the model's (h, w, 3) float32 RGB in [0, 1], filled (what earlier rounds
+    pasted counts as known, ``windows.hole_mask``), held to the scan's tone when a curve is
+    given, and only its core's mask pixels are written back. The items must not hold windows
+    of one image from two rounds (``windows.plan_windows``). Raises RuntimeError when the
+    session returns the wrong number, shape or non-finite values."""
     crops = [win.crop(p, w) for p, _, w, _ in items]
-    mcrops = [win.crop(m, w) for _, m, w, _ in items]
+    mcrops = [win.hole_mask(win.crop(m, w), w) for _, m, w, _ in items]
     filled = session.fill([aio.to_model_rgb(c) for c in crops], mcrops)
     if len(filled) != len(items):
         raise RuntimeError(f"session returned {len(filled)} windows for {len(items)}")
@@ -157,7 +159,8 @@ def restore_pixels(session: Session, pixels: np.ndarray, mask: np.ndarray,
     """What ``restore_folder`` does to one image's pixels once its mask is known, in one call
     (``restore evaluate`` and the scripts measure the product through it): the same windows
     (``runtime.window``, ``runtime.context``), tone lock (``runtime.tone_lock``), batches of
-    ``runtime.batch`` windows and paste. Grain (``runtime.grain``) is not added here.
+    ``runtime.batch`` windows round by round, and paste. Grain (``runtime.grain``) is not
+    added here.
     pixels: (H, W, C) uint8/uint16, not modified; mask: (H, W) bool, True = fill.
     Returns a new array like ``pixels`` with only the mask's pixels changed."""
     out = pixels.copy()
@@ -166,8 +169,10 @@ def restore_pixels(session: Session, pixels: np.ndarray, mask: np.ndarray,
         return out
     windows, tone = plan_fill(pixels, mask, runtime)
     step = max(1, int(runtime.batch))
-    for i in range(0, len(windows), step):
-        fill_windows(session, [(out, mask, w, tone) for w in windows[i : i + step]])
+    for r in sorted({w.round for w in windows}):
+        todo = [w for w in windows if w.round == r]
+        for i in range(0, len(todo), step):
+            fill_windows(session, [(out, mask, w, tone) for w in todo[i : i + step]])
     return out
 
 
@@ -541,7 +546,10 @@ def restore_folder(
                     continue
                 batch: list[tuple[_Job, win.Window]] = []
                 for job in active:
-                    while cursor[id(job)] < len(job.windows) and len(batch) < batch_size:
+                    # one round of a job per batch: a later round reads what this one pastes
+                    first = cursor[id(job)]
+                    while (cursor[id(job)] < len(job.windows) and len(batch) < batch_size
+                           and job.windows[cursor[id(job)]].round == job.windows[first].round):
                         batch.append((job, job.windows[cursor[id(job)]]))
                         cursor[id(job)] += 1
                     if len(batch) >= batch_size:

@@ -456,3 +456,48 @@ def test_cli_default_out_is_beside_the_input(tmp_path):
     out = tmp_path / "box 3_restored"
     assert sorted(last_records(out)) == sorted(items)
     assert "CPUExecutionProvider" in res.output and "tiny" in res.output
+
+
+def test_a_batch_never_holds_two_rounds_of_one_image(tmp_path, monkeypatch):
+    """A window of a later round reads what earlier rounds pasted (``windows.plan_windows``), so
+    the inference stage must not put two rounds of one scan in one session call, whatever the
+    batch size; the files are still those ``restore_pixels`` makes."""
+    import cv2
+
+    from archive_restore.runtime import windows as win
+
+    h, w = 700, 1300
+    image = photo(h, w, 3)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.line(mask, (10, 40), (1290, 650), 1, 3)  # a long scratch: a chain of windows
+    cv2.ellipse(mask, (640, 350), (330, 250), 0, 0, 360, 1, -1)  # a tear no window holds
+    mask = mask.astype(bool)
+    plan = win.plan_windows(mask, 512, 48)
+    assert max(x.round for x in plan) >= 1
+    image[mask] = 250  # the damage: a window that read unfilled holes would see it
+    inp, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
+    inp.mkdir(), masks.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(image).save(inp / name)
+        Image.fromarray(mask.astype(np.uint8) * 255).save(masks / name)
+    calls = []
+    real = pipeline.fill_windows
+
+    def spy(session, items):
+        calls.append([(id(pixels), w.round) for pixels, _, w, _ in items])
+        return real(session, items)
+
+    monkeypatch.setattr(pipeline, "fill_windows", spy)
+    for batch in (3, 5):
+        calls.clear()
+        rt = RuntimeConfig(batch=batch)
+        s = pipeline.restore_folder(inp, out / str(batch), masks_dir=masks, session=FakeSession(), runtime=rt,
+                                    handle_sigint=False)
+        assert s.counts["restored"] == 2
+        assert sum(len(c) for c in calls) == 2 * len(plan)
+        for c in calls:
+            for img in {i for i, _ in c}:
+                assert len({r for i, r in c if i == img}) == 1, c
+        expect = pipeline.restore_pixels(FakeSession(), image, mask, RuntimeConfig(batch=1))
+        for name in ("a.png", "b.png"):
+            assert np.array_equal(np.asarray(Image.open(out / str(batch) / name)), expect)

@@ -142,3 +142,93 @@ def test_no_seam_through_a_blotch_fill():
     out = restore_pixels(FakeSession(), image, mask)
     assert len(np.unique(out[mask].reshape(-1, 3), axis=0)) == 1
     assert (out[~mask] == image[~mask]).all()
+
+
+def _tear(h: int = 1100, w: int = 1300) -> np.ndarray:
+    """(h, w) bool: an ellipse 700 x 560 px across the grid corner (416, 416): no window holds it."""
+    m = np.zeros((h, w), np.uint8)
+    cv2.ellipse(m, (450, 430), (350, 280), 10, 0, 360, 1, -1)
+    return m.astype(bool)
+
+
+def _pasters(mask, wins):
+    """(H, W) int32: index of the window that pastes each pixel, -1 where none does."""
+    lab = np.full(mask.shape, -1, np.int32)
+    for i, w in enumerate(wins):
+        y0, x0, y1, x1 = w.box
+        lab[y0:y1, x0:x1][core_mask(crop(mask, w), w)] = i
+    return lab
+
+
+@pytest.mark.parametrize("case", ["tear", "thick scratches"])
+def test_windows_that_meet_inside_a_wide_hole_run_in_rounds(case):
+    """Windows whose pasted pixels touch inside a wide hole (ATOMIC_THICKNESS or wider there)
+    run in different rounds; a later window's ``known`` is exactly what earlier rounds paste in
+    its box; the plan is ordered by round and still pastes every mask pixel once. Windows that
+    meet only across thin scratches, or touch nothing, stay in round 0."""
+    mask = _tear() if case == "tear" else scratch_mask(900, 1300, 4, n=6, thickness=11)
+    wins = plan_windows(mask, window=512, context=48)
+    _assert_pasted_once(mask, wins, 512, 16)
+    assert [w.round for w in wins] == sorted(w.round for w in wins)
+    assert max(w.round for w in wins) >= 1
+    lab = _pasters(mask, wins)
+    deep = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1] >= ATOMIC_THICKNESS / 2
+    rounds = np.array([w.round for w in wins])
+    for i, w in enumerate(wins):
+        y0, x0, y1, x1 = w.box
+        sub = lab[y0:y1, x0:x1]
+        earlier = (sub >= 0) & (rounds[np.maximum(sub, 0)] < w.round)
+        assert (w.known if w.known is not None else np.zeros(w.shape, bool)).tolist() == earlier.tolist()
+        grown = cv2.dilate((lab == i).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        for j in set(np.unique(lab[grown & deep]).tolist()) - {-1, i}:
+            assert wins[j].round != w.round, f"windows {i} and {j} touch in round {w.round}"
+    specks = np.zeros((1000, 1000), bool)
+    specks[100:104, 100:104] = specks[100:104, 700:704] = specks[800:804, 500:504] = True
+    thin = scratch_mask(900, 1300, 4, n=6, thickness=3)
+    for m in (specks, thin):
+        wins = plan_windows(m, 512, 48)
+        assert len(wins) > 1 and all(w.round == 0 and w.known is None for w in wins)
+
+
+class _TeleaSession:
+    """Fills each window with ``cv2.inpaint`` TELEA from the window's own known pixels: a fill
+    that runs on from the hole's edge, as the generator's does."""
+
+    pad_multiple = 8
+
+    def fill(self, images, masks):
+        out = []
+        for img, m in zip(images, masks):
+            u8 = np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
+            f = cv2.inpaint(u8, m.astype(np.uint8), 5, cv2.INPAINT_TELEA).astype(np.float32) / 255
+            out.append(np.where(m[..., None], f, img))
+        return out
+
+
+def test_no_seam_where_windows_meet_inside_a_tear():
+    """Through ``restore_pixels``, with a fill that runs on from known pixels: where two windows
+    meet inside a tear larger than a window, the step between their pixels is no larger than
+    the fill's own steps nearby (without rounds it was 14x larger: each window filled its part
+    from its own side of the tear)."""
+    from archive_restore.pipeline import restore_pixels
+
+    mask = _tear()
+    h, w = mask.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    image = np.stack([xx / w * 200 + 20, yy / h * 200 + 20, 128 + 60 * np.sin(xx / 90) * np.cos(yy / 70)], -1)
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    out = restore_pixels(_TeleaSession(), image, mask)
+    assert (out[~mask] == image[~mask]).all()
+    lab = _pasters(mask, plan_windows(mask, 512, 48))
+    g = out.astype(np.float32).mean(axis=2)
+    seam, inner = [], []
+    for gg, lb in ((g, lab), (g.T, lab.T)):
+        a, b = lb[:, 1:-3], lb[:, 2:-2]
+        step = np.abs(gg[:, 2:-2] - gg[:, 1:-3])
+        at = (a >= 0) & (b >= 0) & (a != b)
+        seam.append(step[at])
+        same = (a >= 0) & (a == b) & ~at
+        inner.append(step[same & (np.roll(at, 3, axis=1) | np.roll(at, -3, axis=1))])
+    seam, inner = np.concatenate(seam), np.concatenate(inner)
+    assert seam.size > 500 and inner.size > 500
+    assert seam.mean() < 2 * inner.mean() + 0.5, (seam.mean(), inner.mean())

@@ -18,8 +18,15 @@ Owns how an image of any size is cut into model-sized windows around its mask:
   or wider, without the scratches that run out of it) that the grid plan would cut between two
   cores is filled by ONE window of its own when it fits in a window: two windows filling two
   halves of one wide hole from different context disagree where they meet, a seam straight
-  through the fill. The other windows leave its pixels to that window (their ``own`` masks)
-  but still see them as holes.
+  through the fill. The other windows leave its pixels to that window (their ``own`` masks).
+- Windows that meet inside a wide hole run in *rounds*: two windows whose pasted pixels touch
+  where the hole is ``ATOMIC_THICKNESS`` wide or wider (a tear larger than a window; not a
+  thin scratch crossing a core's edge) never run in the same round, and a window of a later
+  round reads what earlier rounds pasted in its box as known image (its ``known`` mask), so
+  its fill continues theirs instead of meeting it at a seam. The rounds are a greedy
+  colouring of the "touches" graph (a tear across a grid corner: two rounds, like a
+  chequerboard); ``plan_windows`` returns the windows ordered by round, and a window must not
+  be cropped before every window of an earlier round is pasted.
 
 Boxes are ``(y0, x0, y1, x1)`` half-open pixel rectangles in image coordinates.
 No state is kept between calls; nothing here imports torch or onnxruntime.
@@ -34,8 +41,8 @@ import numpy as np
 
 Box = tuple[int, int, int, int]
 # holes at least this wide (twice the farthest distance to known image, px) are never split
-# between windows when one window can hold them: below it a seam across the fill is a few
-# pixels long and hidden in the hole's own edges
+# between windows when one window can hold them, and windows that must share one run in
+# rounds: below it a seam across the fill is a few pixels long and hidden in the hole's edges
 ATOMIC_THICKNESS = 8.0
 
 
@@ -45,11 +52,17 @@ class Window:
     mask pixels this window fills. Both (y0, x0, y1, x1), half-open, core inside box.
     own: None (the window pastes every mask pixel in its core) or a (core h, core w) bool
     array: the mask pixels of the core that this window pastes (the others belong to a
-    whole-hole window)."""
+    whole-hole window).
+    round: windows of one round are independent; a window of round r is cropped only after
+    every window of rounds < r is pasted.
+    known: None or a (box h, box w) bool array: mask pixels of the box that windows of earlier
+    rounds paste, which this window reads as known image (``hole_mask``)."""
 
     box: Box
     core: Box
     own: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
+    round: int = 0
+    known: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -169,7 +182,8 @@ def plan_windows(
         core then gets the context its own holes need (``context_for``).
     overhead: model-pixel cost charged per window when deciding splits (per-call work).
     quantum: window sides are rounded up to a multiple of this (few shapes batch better).
-    Returns windows in a deterministic order (row-major by grid cell, then quadtree order).
+    Returns windows in a deterministic order: by round (see the module docstring), then
+    whole-hole windows before grid windows, then row-major by grid cell and quadtree order.
     """
     if mask.ndim != 2:
         raise ValueError(f"plan_windows expects a (H, W) mask, got {mask.shape}")
@@ -178,7 +192,7 @@ def plan_windows(
     cores = _grid_cores(mask, window, context, min_context, overhead)
     whole = _split_holes(mask, cores, *args[:3])
     if not whole:
-        return [Window(box=_box_for(mask, c, *args), core=c) for c in cores]
+        return _rounds(mask, [Window(box=_box_for(mask, c, *args), core=c) for c in cores])
     rest = mask.copy()
     for core, own in whole:
         rest[core[0] : core[2], core[1] : core[3]] &= ~own
@@ -187,7 +201,103 @@ def plan_windows(
         crossed = any(_overlap(c, w) for w, _ in whole)
         out.append(Window(box=_box_for(rest, c, *args), core=c,
                           own=rest[c[0] : c[2], c[1] : c[3]].copy() if crossed else None))
-    return out + [Window(box=_box_for(mask, core, *args), core=core, own=own) for core, own in whole]
+    return _rounds(mask, [Window(box=_box_for(mask, core, *args), core=core, own=own) for core, own in whole] + out)
+
+
+def _rounds(mask: np.ndarray, windows: list[Window]) -> list[Window]:
+    """``windows`` with rounds and ``known`` masks set, ordered by round (stable).
+
+    Two windows touch when they meet inside a wide hole (``_touch``); a window takes the lowest round that none of the earlier windows (in ``windows``' order) it
+    touches has. Windows that touch nothing stay in round 0 with ``known`` None. Only where two
+    cores (grown by a pixel) overlap is anything compared: no full-size work."""
+    n = len(windows)
+    if n < 2:
+        return windows
+    cores = np.array([w.core for w in windows], np.int64)
+    grown = cores + np.array([-1, -1, 1, 1])
+    rounds = np.zeros(n, np.int64)
+    for i in range(1, n):
+        g = grown[i]
+        hits = np.flatnonzero((grown[:i, 0] < g[2]) & (g[0] < grown[:i, 2]) & (grown[:i, 1] < g[3]) & (g[1] < grown[:i, 3]))
+        taken = set()
+        for j in hits.tolist():
+            if int(rounds[j]) not in taken and _touch(mask, windows[i], windows[j]):
+                taken.add(int(rounds[j]))
+        rounds[i] = next(r for r in range(len(taken) + 1) if r not in taken)
+    if not rounds.any():
+        return windows
+    out = []
+    for i, w in enumerate(windows):
+        known = None
+        if rounds[i] > 0:
+            y0, x0, y1, x1 = w.box
+            for j in np.flatnonzero((rounds < rounds[i]) & (cores[:, 0] < y1) & (y0 < cores[:, 2])
+                                    & (cores[:, 1] < x1) & (x0 < cores[:, 3])).tolist():
+                cy0, cx0, cy1, cx1 = windows[j].core
+                r = (max(y0, cy0), max(x0, cx0), min(y1, cy1), min(x1, cx1))
+                if r[0] < r[2] and r[1] < r[3]:
+                    part = _pasted(mask, windows[j], r)
+                    if part.any():
+                        if known is None:
+                            known = np.zeros(w.shape, bool)
+                        known[r[0] - y0 : r[2] - y0, r[1] - x0 : r[3] - x0] |= part
+        out.append(Window(box=w.box, core=w.core, own=w.own, round=int(rounds[i]), known=known))
+    return [out[i] for i in np.argsort(rounds, kind="stable")]
+
+
+def _pasted(mask: np.ndarray, w: Window, r: Box) -> np.ndarray:
+    """(r h, r w) bool: the pixels of rectangle ``r`` (inside the image) that window ``w`` pastes."""
+    y0, x0, y1, x1 = r
+    cy0, cx0, cy1, cx1 = w.core
+    out = np.zeros((y1 - y0, x1 - x0), bool)
+    iy0, ix0, iy1, ix1 = max(y0, cy0), max(x0, cx0), min(y1, cy1), min(x1, cx1)
+    if iy0 < iy1 and ix0 < ix1:
+        part = mask[iy0:iy1, ix0:ix1]
+        if w.own is not None:
+            part = part & w.own[iy0 - cy0 : iy1 - cy0, ix0 - cx0 : ix1 - cx0]
+        out[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = part
+    return out
+
+
+def _grow8(m: np.ndarray) -> np.ndarray:
+    """(h, w) bool ``m`` grown by one pixel in all 8 directions (a new array)."""
+    near = m.copy()
+    near[1:] |= m[:-1]
+    near[:-1] |= m[1:]
+    grown = near.copy()
+    grown[:, 1:] |= near[:, :-1]
+    grown[:, :-1] |= near[:, 1:]
+    return grown
+
+
+def _touch(mask: np.ndarray, a: Window, b: Window) -> bool:
+    """Whether windows ``a`` and ``b`` meet inside a wide hole: a pixel one pastes is 8-adjacent
+    to a pixel the other pastes, at least ``ATOMIC_THICKNESS / 2`` px from known image (where a
+    thin scratch crosses from one window to the other, a seam is a few pixels long)."""
+    import cv2
+
+    H, W = mask.shape
+    r = (max(a.core[0], b.core[0]) - 1, max(a.core[1], b.core[1]) - 1,
+         min(a.core[2], b.core[2]) + 1, min(a.core[3], b.core[3]) + 1)
+    r = (max(0, r[0]), max(0, r[1]), min(H, r[2]), min(W, r[3]))
+    if r[0] >= r[2] or r[1] >= r[3]:
+        return False
+    pa, pb = _pasted(mask, a, r), _pasted(mask, b, r)
+    if not (pa.any() and pb.any()):
+        return False
+    meet = (_grow8(pa) & pb) | (_grow8(pb) & pa)  # the pixels of either next to the other
+    if not meet.any():
+        return False
+    # distance to known image of the pixels where they meet, in a region reaching pad px past
+    # them (its edges count as known: exact up to pad)
+    pad = int(np.ceil(ATOMIC_THICKNESS / 2)) + 1
+    by0, bx0, by1, bx1 = _tight_bbox(meet, 0, 0, *meet.shape)  # in r's coordinates
+    y0, x0 = max(0, r[0] + by0 - pad), max(0, r[1] + bx0 - pad)
+    region = np.pad(mask[y0 : min(H, r[0] + by1 + pad), x0 : min(W, r[1] + bx1 + pad)], 1).view(np.uint8)
+    dist = cv2.distanceTransform(region, cv2.DIST_L2, 3)[1:-1, 1:-1]
+    oy, ox = r[0] + by0 - y0, r[1] + bx0 - x0
+    at = dist[oy : oy + by1 - by0, ox : ox + bx1 - bx0][meet[by0:by1, bx0:bx1]]
+    return bool(at.max() >= ATOMIC_THICKNESS / 2)
 
 
 def _grid_cores(mask: np.ndarray, window: int, context: int, min_context: int, overhead: int) -> list[Box]:
@@ -286,6 +396,12 @@ def core_mask(mask_crop: np.ndarray, win: Window) -> np.ndarray:
     inside = mask_crop[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
     keep[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = inside if win.own is None else inside & win.own
     return keep
+
+
+def hole_mask(mask_crop: np.ndarray, win: Window) -> np.ndarray:
+    """The pixels the model fills in this window: ``mask_crop`` (h, w) bool less what earlier
+    rounds have pasted (``win.known``). Returns ``mask_crop`` itself when nothing is known."""
+    return mask_crop if win.known is None else mask_crop & ~win.known
 
 
 def paste(dest: np.ndarray, patch: np.ndarray, mask_crop: np.ndarray, win: Window) -> np.ndarray:
