@@ -3,13 +3,17 @@
 Usage:
     python scripts/seam_probe.py                  # big tears and thin scratches on the real old photos
     python scripts/seam_probe.py --kinds tear --scale 3 --sheet /tmp/seams.png
+    python scripts/seam_probe.py --kinds corner --starved 0     # torn corners, starving windows not held back
 
 Each real old photo in ../shared/data/old_photos is enlarged ``--scale`` times (Lanczos), so
 it spans several windows, and gets seeded holes laid across the window grid's lines:
 
 - ``tear``: one irregular blotch, 440-620 px by 300-460 px (larger than one 512-px window can
   hold, so the windows must share it), centred on a grid corner;
-- ``scratch``: three curved 3-6 px scratches, each crossing several grid lines.
+- ``scratch``: three curved 3-6 px scratches, each crossing several grid lines;
+- ``corner``: a torn-off corner, 45-70 % of the photo's width and height, with a jagged edge:
+  the windows at its tip see almost no known image (``--starved`` sets
+  ``windows.STARVED``, the known share below which such a window waits for its neighbours).
 
 The scan is filled as ``restore folder`` fills it (``pipeline.restore_pixels``, default
 runtime, int8 model unless ``--model``). Where two mask pixels side by side are pasted by two
@@ -75,6 +79,21 @@ def scratch_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray
     return canvas.astype(bool)
 
 
+def corner_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """(H, W) bool: a torn-off corner (a random one of four) with a jagged tear line."""
+    H, W = shape
+    cw, ch = int(W * rng.uniform(0.45, 0.7)), int(H * rng.uniform(0.45, 0.7))
+    t = np.linspace(0, 1, 24)[1:-1]
+    edge = np.stack([cw * (1 - t), ch * t], 1) + rng.normal(0, 0.03 * min(cw, ch), (t.size, 2))
+    pts = np.concatenate([[[0, 0], [cw, 0]], edge, [[0, ch]]]).astype(np.int32)
+    m = np.zeros(shape, np.uint8)
+    cv2.fillPoly(m, [pts], 1)
+    k = int(rng.integers(4))
+    m = m[::-1] if k & 1 else m
+    m = m[:, ::-1] if k & 2 else m
+    return np.ascontiguousarray(m).astype(bool)
+
+
 def owners(mask: np.ndarray, windows: list[win.Window]) -> np.ndarray:
     """(H, W) int32: index of the window that pastes each mask pixel, -1 elsewhere."""
     lab = np.full(mask.shape, -1, np.int32)
@@ -114,13 +133,16 @@ def seam_steps(grey: np.ndarray, lab: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kinds", nargs="+", default=["tear", "scratch"], choices=["tear", "scratch"])
+    ap.add_argument("--kinds", nargs="+", default=["tear", "scratch", "corner"], choices=["tear", "scratch", "corner"])
+    ap.add_argument("--starved", type=float, default=None, help="windows.STARVED for this run (default: as shipped)")
     ap.add_argument("--scale", type=float, default=3.0)
     ap.add_argument("--model", default=None, help="ONNX generator (default: the shipped int8 one)")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--sheet", default=None, help="write crops around the worst boundaries here (PNG)")
     args = ap.parse_args()
 
+    if args.starved is not None:
+        win.STARVED = args.starved
     sess = InpaintSession(args.model, device="cpu")
     rt = RuntimeConfig()
     files = sorted(glob.glob(str(DATA / "old_photos" / "*" / "*")))
@@ -134,15 +156,17 @@ def main() -> None:
             s = args.scale if max(im.shape[:2]) < 1000 else 1.0
             im = cv2.resize(im, None, fx=s, fy=s, interpolation=cv2.INTER_LANCZOS4) if s != 1 else im
             rng = np.random.default_rng(1000 + i)
-            m = (tear_mask if kind == "tear" else scratch_mask)(im.shape[:2], rng)
-            out = restore_pixels(sess, im, m, rt)
+            m = {"tear": tear_mask, "scratch": scratch_mask, "corner": corner_mask}[kind](im.shape[:2], rng)
+            damaged = im.copy()
+            damaged[m] = 255  # paper white: what a window reading an unfilled hole would see
+            out = restore_pixels(sess, damaged, m, rt)
             windows, _ = plan_fill(im, m, rt)
             grey = out.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
             bs, ns, where = seam_steps(grey, owners(m, windows))
             if bs.size == 0:
                 continue
             rows.append((Path(f).name, float(bs.mean()), float(ns.mean()), psnr(out, im, m), len(windows)))
-            if args.sheet and kind == "tear":
+            if args.sheet and kind in ("tear", "corner"):
                 y, x = where[int(np.argmax(np.abs(bs - ns)))]
                 y0, x0 = min(max(0, y - 96), im.shape[0] - 192), min(max(0, x - 96), im.shape[1] - 192)
                 crop = out[y0 : y0 + 192, x0 : x0 + 192]

@@ -232,3 +232,32 @@ def test_no_seam_where_windows_meet_inside_a_tear():
     seam, inner = np.concatenate(seam), np.concatenate(inner)
     assert seam.size > 500 and inner.size > 500
     assert seam.mean() < 2 * inner.mean() + 0.5, (seam.mean(), inner.mean())
+
+
+def test_a_window_with_almost_no_known_image_waits_for_its_neighbours():
+    """Deep in a torn-off corner a window's box is nearly all hole: it runs in a round after
+    every window it meets inside the hole that has more known image, so it starts from their
+    fills (``STARVED``); the corner's own window, with the least, runs after all of them."""
+    from archive_restore.runtime.windows import STARVED
+
+    mask = np.zeros((2000, 3000), np.uint8)
+    cv2.fillPoly(mask, [np.array([[0, 0], [1000, 0], [700, 250], [0, 900]], np.int32)], 1)
+    mask = mask.astype(bool)
+    wins = plan_windows(mask, 512, 48)
+    _assert_pasted_once(mask, wins, 512, 16)
+    lab = _pasters(mask, wins)
+    deep = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1] >= ATOMIC_THICKNESS / 2
+    share = [1 - mask[w.box[0] : w.box[2], w.box[1] : w.box[3]].mean() for w in wins]
+    starved = 0
+    for i, w in enumerate(wins):
+        if share[i] >= STARVED:
+            continue
+        grown = cv2.dilate((lab == i).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        others = set(np.unique(lab[grown & deep]).tolist()) - {-1, i}
+        if others:
+            starved += 1
+            assert all(wins[j].round < w.round for j in others if share[j] > share[i])
+            assert w.known is not None and w.known.mean() > 0.1  # it reads their fills
+    assert starved >= 2
+    corner = next(w for w in wins if w.core[:2] == (0, 0))
+    assert share[wins.index(corner)] < 0.05 and corner.round == max(w.round for w in wins)

@@ -25,8 +25,10 @@ Owns how an image of any size is cut into model-sized windows around its mask:
   round reads what earlier rounds pasted in its box as known image (its ``known`` mask), so
   its fill continues theirs instead of meeting it at a seam. The rounds are a greedy
   colouring of the "touches" graph (a tear across a grid corner: two rounds, like a
-  chequerboard); ``plan_windows`` returns the windows ordered by round, and a window must not
-  be cropped before every window of an earlier round is pasted.
+  chequerboard), except that a window with almost no known image in its box (``STARVED``: the
+  tip of a torn-off corner) runs after every window it touches. ``plan_windows`` returns the
+  windows ordered by round, and a window must not be cropped before every window of an
+  earlier round is pasted.
 
 Boxes are ``(y0, x0, y1, x1)`` half-open pixel rectangles in image coordinates.
 No state is kept between calls; nothing here imports torch or onnxruntime.
@@ -44,6 +46,10 @@ Box = tuple[int, int, int, int]
 # between windows when one window can hold them, and windows that must share one run in
 # rounds: below it a seam across the fill is a few pixels long and hidden in the hole's edges
 ATOMIC_THICKNESS = 8.0
+# a window sharing a wide hole with others, with less than this share of its box known image,
+# runs after all of them (``_rounds``); chosen on torn corners and tears laid on the real old
+# photos (scripts/seam_probe.py, docs/quality.md session 21), not on the validation set
+STARVED = 0.25
 
 
 @dataclass(frozen=True)
@@ -207,25 +213,39 @@ def plan_windows(
 def _rounds(mask: np.ndarray, windows: list[Window]) -> list[Window]:
     """``windows`` with rounds and ``known`` masks set, ordered by round (stable).
 
-    Two windows touch when they meet inside a wide hole (``_touch``); a window takes the lowest round that none of the earlier windows (in ``windows``' order) it
-    touches has. Windows that touch nothing stay in round 0 with ``known`` None. Only where two
-    cores (grown by a pixel) overlap is anything compared: no full-size work."""
+    Two windows touch when they meet inside a wide hole (``_touch``). Windows that touch others
+    are coloured greedily, in plan order: a window takes the lowest round that no touching
+    window already coloured has. Windows with less than ``STARVED`` of their box known (deep
+    inside a torn-off corner) come last, those with the most known image first, and each takes
+    a round after every touching window already coloured, so it starts from their fills rather
+    than from almost nothing. Windows that touch nothing stay in round 0 with ``known`` None.
+    Only where two cores (grown by a pixel) overlap is anything compared: no full-size work."""
     n = len(windows)
     if n < 2:
         return windows
     cores = np.array([w.core for w in windows], np.int64)
     grown = cores + np.array([-1, -1, 1, 1])
-    rounds = np.zeros(n, np.int64)
+    near: dict[int, list[int]] = {}
     for i in range(1, n):
         g = grown[i]
         hits = np.flatnonzero((grown[:i, 0] < g[2]) & (g[0] < grown[:i, 2]) & (grown[:i, 1] < g[3]) & (g[1] < grown[:i, 3]))
-        taken = set()
         for j in hits.tolist():
-            if int(rounds[j]) not in taken and _touch(mask, windows[i], windows[j]):
-                taken.add(int(rounds[j]))
-        rounds[i] = next(r for r in range(len(taken) + 1) if r not in taken)
-    if not rounds.any():
+            if _touch(mask, windows[i], windows[j]):
+                near.setdefault(i, []).append(j)
+                near.setdefault(j, []).append(i)
+    if not near:
         return windows
+    share = {i: 1.0 - float(mask[w.box[0] : w.box[2], w.box[1] : w.box[3]].mean()) for i, w in enumerate(windows) if i in near}
+    rounds = np.zeros(n, np.int64)
+    done: set[int] = set()
+    # windows with enough known image in plan order, then the starved ones, most known first
+    for i in sorted(near, key=lambda k: (share[k] < STARVED, -share[k] if share[k] < STARVED else 0.0, k)):
+        taken = {int(rounds[j]) for j in near[i] if j in done}
+        if taken and share[i] < STARVED:
+            rounds[i] = max(taken) + 1
+        else:
+            rounds[i] = next(r for r in range(len(taken) + 1) if r not in taken)
+        done.add(i)
     out = []
     for i, w in enumerate(windows):
         known = None
