@@ -80,7 +80,7 @@ def folder_cmd(
     input_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, readable=True, help="Folder of scans (walked recursively; never modified).")],
     out: Annotated[Optional[Path], typer.Option("--out", file_okay=False, help="Output folder (default: <INPUT_DIR>_restored beside the input). Must not be inside INPUT_DIR.")] = None,
     auto_mask: Annotated[bool, typer.Option("--auto-mask", help="Detect scratches, cracks, dust, text and blotches automatically.")] = False,
-    masks: Annotated[Optional[Path], typer.Option("--masks", exists=True, file_okay=False, dir_okay=True, help="Folder of user masks: MASK_DIR/<relative path, extension replaced by .png>; nonzero = fill. A missing mask = nothing to fill by hand.")] = None,
+    masks: Annotated[Optional[Path], typer.Option("--masks", exists=True, file_okay=False, dir_okay=True, help="Folder of user masks: MASK_DIR/<relative path>.png (e.g. box1/a.jpg.png: the layout of `restore masks` and of OUT_DIR/masks/, so either can be edited and given back here; the older box1/a.png is read too when no other scan shares that name); nonzero = fill. A missing mask = nothing to fill by hand.")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", exists=True, dir_okay=False, help="ONNX generator with its JSON sidecar (default: the shipped gunet_v3 in export/, as export/gunet_v3_int8.onnx on the CPU, about 1.8x faster there with masked PSNR within 0.04 dB, and as the fp32 export/gunet_v3.onnx on CUDA; give export/gunet_v3.onnx to run fp32 on the CPU).")] = None,
     device: Annotated[_Device, typer.Option("--device", help="auto: CUDA when ONNX Runtime can really run there, else CPU; cuda: fail if CUDA is unusable.")] = _Device.auto,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Decode/mask threads.")] = 2,
@@ -311,7 +311,7 @@ def masks_cmd(
     detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.learned,
     detector_graph: Annotated[Optional[Path], typer.Option("--detector-graph", exists=True, dir_okay=False, help=GRAPH_HELP)] = None,
 ) -> None:
-    """Write automatic damage masks only (OUT/<relative path>.png, 255 = fill) for review and editing.
+    """Write automatic damage masks only (OUT/<relative path>.png, e.g. box1/a.jpg.png; 255 = fill) for review and editing.
 
     Edit them if needed, then run `restore folder INPUT_DIR --masks OUT`.
     """

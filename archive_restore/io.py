@@ -582,6 +582,20 @@ def read_mask(path: Path | str, shape: tuple[int, int], max_pixels: int = 200_00
     return m
 
 
+def mask_name(rel: str) -> str:
+    """Where the mask of input ``rel`` (a POSIX path under the input folder) lives in a mask
+    folder: ``<rel>.png`` (``box1/a.jpg`` -> ``box1/a.jpg.png``; ``a.jpg`` and ``a.tif`` get
+    two masks). ``restore folder`` writes ``OUT/masks/`` so, ``restore masks`` writes its
+    folder so, and ``restore folder --masks`` reads it so (``pipeline.UserMasks``)."""
+    return f"{rel}.png"
+
+
+def legacy_mask_name(rel: str) -> str:
+    """The layout ``restore masks`` wrote before session 21: ``<rel with its extension replaced
+    by .png>`` (``box1/a.jpg`` -> ``box1/a.png``), still read by ``--masks`` when unambiguous."""
+    return Path(rel).with_suffix(".png").as_posix()
+
+
 def write_mask(path: Path | str, mask: np.ndarray) -> None:
     """Write a (H, W) bool mask as an 8-bit greyscale PNG (255 = filled), atomically."""
     im = Image.fromarray(np.where(mask, np.uint8(255), np.uint8(0)))

@@ -19,8 +19,11 @@ Policies:
 - Files are visited in sorted order, recursively; extensions .jpg .jpeg .png .tif .tiff
   .bmp .webp, any case. A MASK_DIR inside INPUT_DIR is not walked (it holds masks). Directory symlinks are not followed; a file symlink whose target
   is outside INPUT_DIR fails ("symlink points outside the input folder").
-- User masks: ``MASK_DIR/<relative path with its extension replaced by .png>``; nonzero =
-  fill; applied to the upright image. A MISSING user mask means "nothing to fill by hand"
+- User masks: ``MASK_DIR/<relative path>.png`` (``box1/a.jpg.png``: the layout this module
+  writes to ``OUT/masks/`` and ``restore masks`` writes, so either can be edited and fed
+  back), else the older ``MASK_DIR/<relative path with its extension replaced by .png>``
+  when no other scan maps to that name (``UserMasks``); nonzero = fill; applied to the
+  upright image. A MISSING user mask means "nothing to fill by hand"
   (an empty user mask), not an error; a mask of the wrong size fails that image.
 - Empty final mask: the input is copied byte for byte (status ``unchanged``, mask null).
 - Resume: an image is ``skipped`` when the last manifest record for it succeeded with the
@@ -34,6 +37,7 @@ Policies:
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import queue
@@ -274,9 +278,34 @@ def _put(q: "queue.Queue[Any]", item: Any, abort: threading.Event) -> bool:
                 return False
 
 
-def user_mask_path(masks_dir: Path, rel: str) -> Path:
-    """``MASK_DIR/<rel with its extension replaced by .png>``."""
-    return Path(masks_dir) / Path(rel).with_suffix(".png")
+class UserMasks:
+    """Where each scan's mask is in a ``--masks`` folder.
+
+    ``MASK_DIR/<rel>.png`` (``io.mask_name``: the layout ``restore folder`` writes to
+    ``OUT/masks/`` and ``restore masks`` writes, so either can be edited and fed back) is
+    looked for first; then the older ``MASK_DIR/<rel with its extension replaced by .png>``
+    (``io.legacy_mask_name``), but only when no other scan of the run maps to that name: a
+    ``box1/a.png`` that could be the mask of ``box1/a.jpg`` or of ``box1/a.tif`` is refused
+    for both with a per-file error, never given to one of them by guess."""
+
+    def __init__(self, masks_dir: Path, rels: Sequence[str]) -> None:
+        self.dir = Path(masks_dir)
+        legacy = collections.Counter(aio.legacy_mask_name(r) for r in rels)
+        exact = {aio.mask_name(r) for r in rels}
+        self._shared = {n for n, c in legacy.items() if c > 1 or n in exact}
+
+    def find(self, rel: str) -> Optional[Path]:
+        """The mask file of scan ``rel``, or None when it has none. Raises ``aio.ImageError`` (a
+        per-file failure: the batch goes on) for an ambiguous old-layout name."""
+        exact = self.dir / aio.mask_name(rel)
+        if exact.is_file():
+            return exact
+        name = aio.legacy_mask_name(rel)
+        if (self.dir / name).is_file():
+            if name in self._shared:
+                raise aio.ImageError(f"user mask {name} could belong to more than one scan; name it {aio.mask_name(rel)}")
+            return self.dir / name
+        return None
 
 
 def render_report(out_dir: Path) -> Path:
@@ -348,6 +377,7 @@ def restore_folder(
     manifest_path = out / MANIFEST_NAME
     previous = {} if force else read_manifest(manifest_path)
     tasks = list_inputs(inp, exclude=[mdir] if mdir is not None else [])
+    user_masks = UserMasks(mdir, [rel for rel, _, _ in tasks]) if mdir is not None else None
     summary = Summary(input_dir=inp, out_dir=out, manifest=manifest_path, total=len(tasks))
     summary.provider, summary.model_id, summary.model_name = session.provider, session.model_id, session.model_name
     base_settings = {
@@ -436,9 +466,9 @@ def restore_folder(
             rec["input_sha256"] = aio.sha256_file(job.path)
         except OSError as exc:
             raise aio.ImageError(f"unreadable: {exc.strerror or _one_line(exc)}") from exc
-        umask_file = user_mask_path(mdir, job.rel) if mdir is not None else None
-        if umask_file is not None:
-            rec["settings"]["user_mask_sha256"] = aio.sha256_file(umask_file) if umask_file.is_file() else None
+        if user_masks is not None:
+            umask_file = user_masks.find(job.rel)
+            rec["settings"]["user_mask_sha256"] = aio.sha256_file(umask_file) if umask_file is not None else None
         prev = resumable(job)
         if prev is not None:
             for key in ("output", "mask", "output_sha256", "width", "height", "format", "mode", "masked_fraction", "kind_pixels", "windows", "tone_locked"):
@@ -461,8 +491,8 @@ def restore_folder(
                 raise RuntimeError(f"auto-mask returned shape {m.shape}, expected {shape}")
             mask |= m
             kinds.update({k: int(v) for k, v in result.kind_pixels.items()})
-        if umask_file is not None:
-            if umask_file.is_file():
+        if user_masks is not None:
+            if umask_file is not None:
                 um = aio.read_mask(umask_file, shape, runtime.max_pixels)
                 mask |= um
                 kinds["user"] = int(np.count_nonzero(um))
@@ -610,7 +640,7 @@ def restore_folder(
                         job.scan.pixels = add_grain(job.scan.pixels, job.mask, seed=seed,  # type: ignore[union-attr]
                                                     strength=runtime.grain)
                     aio.write_image(dest, job.scan.pixels, job.scan, runtime.jpeg_quality)  # type: ignore[union-attr]
-                    mrel = f"{MASKS_DIRNAME}/{job.rel}.png"
+                    mrel = f"{MASKS_DIRNAME}/{aio.mask_name(job.rel)}"
                     aio.write_mask(out / mrel, job.mask)  # type: ignore[arg-type]
                     rec["mask"] = mrel
                     rec["output_sha256"] = aio.sha256_file(dest)

@@ -84,13 +84,14 @@ def test_cli_masks_and_evaluate(tmp_path):
     (src / "a").mkdir(parents=True)
     Image.fromarray(_img(1)).save(src / "a" / "b.jpg")
     Image.fromarray(_img(2)).save(src / "c.png")
+    Image.fromarray(_img(4)[:48]).save(src / "a" / "b.tif")  # same stem as a/b.jpg: its own mask
     (src / "broken.png").write_bytes(b"not an image")
     runner = CliRunner()
     res = runner.invoke(app, ["masks", str(src), "--out", str(tmp_path / "m")])
     assert res.exit_code == 1  # the broken file fails, the others are written
-    for rel in ("a/b.png", "c.png"):
+    for rel, h in (("a/b.jpg.png", 64), ("a/b.tif.png", 48), ("c.png.png", 64)):  # restore folder's masks/ layout
         m = np.asarray(Image.open(tmp_path / "m" / rel))
-        assert m.shape == (64, 80) and m.dtype == np.uint8 and set(np.unique(m)) <= {0, 255}
+        assert m.shape == (h, 80) and m.dtype == np.uint8 and set(np.unique(m)) <= {0, 255}
     res = runner.invoke(app, ["masks", str(src), "--out", str(src / "inside")])
     assert res.exit_code != 0
     (src / "broken.png").unlink()
@@ -98,7 +99,7 @@ def test_cli_masks_and_evaluate(tmp_path):
                               "--model", str(tmp_path / "missing.onnx"), "--sheet", str(tmp_path / "s.png")])
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
-    assert set(rep["kinds"]) == {"dust", "text"} and rep["images"] == 2
+    assert set(rep["kinds"]) == {"dust", "text"} and rep["images"] == 3
     assert rep["model"]["unavailable"] and "clean_flagged" in rep
     assert (tmp_path / "s.png").exists()
 

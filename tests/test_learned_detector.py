@@ -350,7 +350,7 @@ def test_cli_masks_and_folder_with_learned_detector(monkeypatch, tmp_path, rando
     runner = CliRunner()
     res = runner.invoke(app, ["masks", str(src), "--out", str(tmp_path / "m"), "--detector", "learned"])
     assert res.exit_code == 0, res.output
-    assert np.asarray(Image.open(tmp_path / "m" / "a.png")).shape == (48, 64)
+    assert np.asarray(Image.open(tmp_path / "m" / "a.png.png")).shape == (48, 64)
     res = runner.invoke(app, ["masks", str(src), "--out", str(tmp_path / "m2"), "--detector", "neural"])
     assert res.exit_code == 2
 
@@ -626,7 +626,7 @@ def test_detector_graph_chooses_the_graph_without_touching_the_default(tmp_path,
     res = runner.invoke(app, ["masks", str(src), "--out", str(tmp_path / "m"), "--mask-sensitivity", "high",
                               "--detector-graph", str(random_detector)])
     assert res.exit_code == 0, res.output
-    assert np.array_equal(np.asarray(Image.open(tmp_path / "m" / "a.png")) > 0, r.mask)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "m" / "a.png.png")) > 0, r.mask)
     res = runner.invoke(app, ["masks", str(src), "--out", str(tmp_path / "m2"), "--detector", "rules",
                               "--detector-graph", str(random_detector)])
     assert res.exit_code == 2 and "needs --detector learned" in res.output

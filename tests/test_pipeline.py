@@ -501,3 +501,51 @@ def test_a_batch_never_holds_two_rounds_of_one_image(tmp_path, monkeypatch):
         expect = pipeline.restore_pixels(FakeSession(), image, mask, RuntimeConfig(batch=1))
         for name in ("a.png", "b.png"):
             assert np.array_equal(np.asarray(Image.open(out / str(batch) / name)), expect)
+
+
+def test_a_runs_masks_can_be_edited_and_given_back(tmp_path, monkeypatch):
+    """OUT/masks/ of one run, edited, is a --masks folder for the next (the same layout), and
+    scans sharing a stem (a.jpg, a.png) keep their own masks; an old-layout mask (a.png for
+    a.jpg) is still read when no other scan shares its name and refused, per file, when one does."""
+    inp = tmp_path / "scans"
+    (inp / "box").mkdir(parents=True)
+    h, w = 60, 80
+    Image.fromarray(photo(h, w, 1)).save(inp / "box/a.jpg", quality=90)
+    Image.fromarray(photo(h, w, 2)).save(inp / "box/a.png")
+    Image.fromarray(photo(h, w, 3)).save(inp / "box/b.tif")
+
+    def fake_detect(image, cfg):
+        m = np.zeros(image.shape[:2], bool)
+        m[10:14, 5:40] = True
+        return MaskResult(mask=m, kind_pixels={"scratches": int(m.sum())})
+
+    monkeypatch.setattr("archive_restore.masks.detect", fake_detect)
+    s1 = pipeline.restore_folder(inp, tmp_path / "o1", auto_mask=True, session=FakeSession(), handle_sigint=False)
+    assert s1.counts["restored"] == 3
+    r1 = last_records(tmp_path / "o1")
+    assert {r["mask"] for r in r1.values()} == {"masks/box/a.jpg.png", "masks/box/a.png.png", "masks/box/b.tif.png"}
+    # a person edits two masks: a.png gets more, a.jpg's is wiped; b.tif's is kept as it is
+    edited = tmp_path / "o1" / "masks"
+    more = np.zeros((h, w), np.uint8)
+    more[30:50, 20:60] = 255
+    Image.fromarray(more).save(edited / "box/a.png.png")
+    Image.fromarray(np.zeros((h, w), np.uint8)).save(edited / "box/a.jpg.png")
+    s2 = pipeline.restore_folder(inp, tmp_path / "o2", masks_dir=edited, session=FakeSession(), handle_sigint=False)
+    r2 = last_records(tmp_path / "o2")
+    assert r2["box/a.png"]["kind_pixels"]["user"] == 800 and r2["box/a.png"]["status"] == "restored"
+    assert r2["box/a.jpg"]["status"] == "unchanged" and r2["box/a.jpg"]["kind_pixels"]["user"] == 0
+    assert r2["box/b.tif"]["kind_pixels"]["user"] == 140
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o2/box/b.tif")), np.asarray(Image.open(tmp_path / "o1/box/b.tif")))
+    assert s2.counts["failed"] == 0
+    # the old layout: box/b.png is b.tif's mask (no other b.* scan); box/a.png is a.jpg's or a.png's
+    old = tmp_path / "old"
+    (old / "box").mkdir(parents=True)
+    Image.fromarray(more).save(old / "box/b.png")
+    Image.fromarray(more).save(old / "box/a.png")
+    s3 = pipeline.restore_folder(inp, tmp_path / "o3", masks_dir=old, session=FakeSession(), handle_sigint=False)
+    r3 = last_records(tmp_path / "o3")
+    assert r3["box/b.tif"]["kind_pixels"]["user"] == 800
+    for rel in ("box/a.jpg", "box/a.png"):
+        assert r3[rel]["status"] == "failed" and "could belong to more than one scan" in r3[rel]["error"]
+        assert "box/" + Path(rel).name + ".png" in r3[rel]["error"]
+    assert s3.counts["failed"] == 2 and s3.counts["restored"] == 1

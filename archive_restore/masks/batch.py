@@ -1,7 +1,10 @@
 """``restore masks``: auto masks for a folder of scans, written for review and editing.
 
-Layout contract (what ``restore folder --masks DIR`` reads): the mask of
-``INPUT_DIR/a/b.jpg`` is ``OUT/a/b.png``, 8-bit grey, 255 = fill, 0 = keep.
+Layout contract (what ``restore folder --masks DIR`` reads, and the layout of ``restore
+folder``'s own ``OUT/masks/``): the mask of ``INPUT_DIR/a/b.jpg`` is ``OUT/a/b.jpg.png``
+(``io.mask_name``), 8-bit grey, 255 = fill, 0 = keep. (Before session 21 it was
+``OUT/a/b.png``, which ``b.jpg`` and ``b.tif`` would share; ``--masks`` still reads that when
+unambiguous.)
 """
 
 from __future__ import annotations
@@ -42,8 +45,10 @@ def list_images(root: Path) -> list[Path]:
 
 
 def mask_path(out_dir: Path, rel: Path) -> Path:
-    """``OUT/<rel with its extension replaced by .png>``."""
-    return out_dir / rel.with_suffix(".png")
+    """``OUT/<rel>.png`` (``io.mask_name``)."""
+    from archive_restore.io import mask_name
+
+    return out_dir / mask_name(rel.as_posix())
 
 
 def write_masks(input_dir: Path, out_dir: Path, cfg: MaskConfig) -> Iterator[MaskJob]:
