@@ -175,6 +175,12 @@ def folder_cmd(
         typer.echo(f"failed: {rel}: {err}", err=True)
     if len(summary.failed) > 20:
         typer.echo(f"... and {len(summary.failed) - 20} more failures (see {summary.manifest})", err=True)
+    if summary.unused_masks:
+        n = len(summary.unused_masks)
+        eg = ", ".join(summary.unused_masks[:3]) + (", ..." if n > 3 else "")
+        typer.echo(f"warning: {n} file{'s' if n > 1 else ''} in --masks {masks} match{'es' if n == 1 else ''} no scan and "
+                   f"{'were' if n > 1 else 'was'} not used ({eg}); a scan's mask is <its path>.png, "
+                   f"e.g. box1/a.jpg -> box1/a.jpg.png", err=True)
     if not no_report and summary.done:
         try:
             report = render_report(summary.out_dir)

@@ -98,6 +98,9 @@ class Summary:
     model_name: Optional[str] = None
     seconds: float = 0.0
     megapixels: float = 0.0
+    # files in the --masks folder that no scan of the run looks for (misnamed or orphaned
+    # masks: almost always a mistake worth telling), relative POSIX paths, sorted
+    unused_masks: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> int:
@@ -307,6 +310,13 @@ class UserMasks:
             return self.dir / name
         return None
 
+    def unused(self, rels: Sequence[str]) -> list[str]:
+        """Files under the mask folder (hidden ones and stale temp files aside) that are not
+        the mask of any of ``rels`` in either layout: masks that name no scan. Sorted."""
+        claimed = {aio.mask_name(r) for r in rels} | {aio.legacy_mask_name(r) for r in rels}
+        found = (p.relative_to(self.dir).as_posix() for p in self.dir.rglob("*") if p.is_file())
+        return sorted(n for n in found if n not in claimed and not any(part.startswith(".") for part in n.split("/")))
+
 
 def render_report(out_dir: Path) -> Path:
     """Render OUT_DIR/report.html from the manifest (``archive_restore.report.render``)."""
@@ -379,6 +389,8 @@ def restore_folder(
     tasks = list_inputs(inp, exclude=[mdir] if mdir is not None else [])
     user_masks = UserMasks(mdir, [rel for rel, _, _ in tasks]) if mdir is not None else None
     summary = Summary(input_dir=inp, out_dir=out, manifest=manifest_path, total=len(tasks))
+    if user_masks is not None:
+        summary.unused_masks = user_masks.unused([rel for rel, _, _ in tasks])
     summary.provider, summary.model_id, summary.model_name = session.provider, session.model_id, session.model_name
     base_settings = {
         "auto_mask": bool(auto_mask),

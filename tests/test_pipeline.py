@@ -549,3 +549,27 @@ def test_a_runs_masks_can_be_edited_and_given_back(tmp_path, monkeypatch):
         assert r3[rel]["status"] == "failed" and "could belong to more than one scan" in r3[rel]["error"]
         assert "box/" + Path(rel).name + ".png" in r3[rel]["error"]
     assert s3.counts["failed"] == 2 and s3.counts["restored"] == 1
+
+
+def test_masks_that_name_no_scan_are_reported(tmp_path):
+    """A --masks file that no scan looks for (a typo, a renamed scan, a .jpg mask) is listed in
+    the summary and warned about by the CLI, not silently ignored; hidden files are not."""
+    from archive_restore.cli import app
+
+    inp, masks = tmp_path / "scans", tmp_path / "masks"
+    (inp / "box").mkdir(parents=True)
+    (masks / "box").mkdir(parents=True)
+    Image.fromarray(photo(40, 50, 1)).save(inp / "box/a.jpg")
+    Image.fromarray(photo(40, 50, 2)).save(inp / "box/b.png")
+    Image.fromarray(scratch(40, 50, 1)).save(masks / "box/a.jpg.png")  # used
+    Image.fromarray(scratch(40, 50, 2)).save(masks / "box/b.png")  # used: the older layout
+    Image.fromarray(scratch(40, 50, 3)).save(masks / "box/c.jpg.png")  # no box/c.* scan
+    Image.fromarray(scratch(40, 50, 4)).save(masks / "box/a.jpg.jpg")  # not a .png name
+    (masks / ".DS_Store").write_bytes(b"x")
+    s = pipeline.restore_folder(inp, tmp_path / "o", masks_dir=masks, session=FakeSession(), handle_sigint=False)
+    assert s.counts["restored"] == 2
+    assert s.unused_masks == ["box/a.jpg.jpg", "box/c.jpg.png"]
+    res = CliRunner().invoke(app, ["folder", str(inp), "--masks", str(masks), "--out", str(tmp_path / "o2"),
+                                   "--model", str(write_tiny_onnx(tmp_path)), "--no-report"])
+    assert res.exit_code == 0, res.output
+    assert "warning: 2 files in --masks" in res.output and "box/c.jpg.png" in res.output
