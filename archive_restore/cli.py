@@ -127,6 +127,11 @@ def folder_cmd(
     def on_start(summary) -> None:
         typer.echo(f"model {summary.model_name} (id {summary.model_id[:16]}) on {summary.provider}")
         typer.echo(f"{summary.total} images: {summary.input_dir} -> {summary.out_dir}")
+        if not summary.total:
+            from archive_restore.io import IMAGE_EXTENSIONS
+
+            typer.echo(f"warning: no scans found under {summary.input_dir} (looked for "
+                       f"{' '.join(IMAGE_EXTENSIONS)} in any case, in all subfolders)", err=True)
         if tty:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

@@ -573,3 +573,15 @@ def test_masks_that_name_no_scan_are_reported(tmp_path):
                                    "--model", str(write_tiny_onnx(tmp_path)), "--no-report"])
     assert res.exit_code == 0, res.output
     assert "warning: 2 files in --masks" in res.output and "box/c.jpg.png" in res.output
+
+
+def test_cli_says_when_a_folder_holds_no_scans(tmp_path):
+    from archive_restore.cli import app
+
+    inp = tmp_path / "scans"
+    (inp / "sub").mkdir(parents=True)
+    (inp / "sub" / "notes.txt").write_text("not a scan")
+    res = CliRunner().invoke(app, ["folder", str(inp), "--auto-mask", "--out", str(tmp_path / "o"),
+                                   "--model", str(write_tiny_onnx(tmp_path)), "--no-report"])
+    assert res.exit_code == 0, res.output
+    assert "warning: no scans found under" in res.output and ".tiff" in res.output
