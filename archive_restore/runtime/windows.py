@@ -24,9 +24,10 @@ Owns how an image of any size is cut into model-sized windows around its mask:
   thin scratch crossing a core's edge) never run in the same round, and a window of a later
   round reads what earlier rounds pasted in its box as known image (its ``known`` mask), so
   its fill continues theirs instead of meeting it at a seam. The rounds are a greedy
-  colouring of the "touches" graph (a tear across a grid corner: two rounds, like a
-  chequerboard), except that a window with almost no known image in its box (``STARVED``: the
-  tip of a torn-off corner) runs after every window it touches. ``plan_windows`` returns the
+  colouring of the "touches" graph (a tear across a grid corner: its four windows touch each
+  other, diagonals included, so they run one after another in four rounds; a tear across one
+  grid line: two), except that a window with almost no known image in its box (``STARVED``:
+  the tip of a torn-off corner) runs after every window it touches. ``plan_windows`` returns the
   windows ordered by round, and a window must not be cropped before every window of an
   earlier round is pasted.
 
