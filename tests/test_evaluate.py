@@ -162,3 +162,17 @@ def test_model_fill_is_what_restore_folder_writes(tmp_path):
         written = np.asarray(Image.open(out / name))
         assert np.array_equal(written, fill_hole("model", im, mask, FakeSession())), name
         assert not np.array_equal(written, im)
+
+
+def test_restore_masks_walks_the_scans_restore_folder_walks(tmp_path):
+    """`restore masks` sees the files `restore folder` would (any-case extensions) and, like it,
+    refuses a file symlink that leaves the input folder, with a per-file error."""
+    src = tmp_path / "scans"
+    src.mkdir()
+    Image.fromarray(_img(1)).save(src / "UPPER.JPG")
+    Image.fromarray(_img(2)).save(tmp_path / "outside.png")
+    (src / "escape.png").symlink_to(tmp_path / "outside.png")
+    res = CliRunner().invoke(app, ["masks", str(src), "--out", str(tmp_path / "m")])
+    assert res.exit_code == 1
+    assert (tmp_path / "m" / "UPPER.JPG.png").is_file() and not (tmp_path / "m" / "escape.png.png").exists()
+    assert "escape.png: symlink points outside the input folder" in res.output

@@ -52,13 +52,20 @@ def mask_path(out_dir: Path, rel: Path) -> Path:
 
 
 def write_masks(input_dir: Path, out_dir: Path, cfg: MaskConfig) -> Iterator[MaskJob]:
-    """Detect and write a mask per image; yields one ``MaskJob`` per file (errors included)."""
+    """Detect and write a mask per image; yields one ``MaskJob`` per file (errors included).
+    The scans are those ``restore folder`` would walk (``pipeline.list_inputs``: the same
+    extensions, and a file symlink leaving the input folder fails here as it fails there)."""
     from archive_restore.io import write_mask
     from archive_restore.masks import detect
+    from archive_restore.pipeline import list_inputs
 
-    for path in list_images(input_dir):
-        rel = path.relative_to(input_dir)
-        job = MaskJob(rel=rel.as_posix())
+    for rel_posix, path, error in list_inputs(input_dir, exclude=[out_dir]):
+        rel = Path(rel_posix)
+        job = MaskJob(rel=rel_posix)
+        if error is not None:
+            job.error = error
+            yield job
+            continue
         try:
             image = read_rgb(path)
             res = detect(image, cfg)
