@@ -1,7 +1,7 @@
 """Seam probe (``runtime.windows``): does the fill jump where two windows meet inside a hole?
 
 Usage:
-    python scripts/seam_probe.py                  # big tears and thin scratches on the real old photos
+    python scripts/seam_probe.py                  # tears, thin scratches and torn corners on the real old photos
     python scripts/seam_probe.py --kinds tear --scale 3 --sheet /tmp/seams.png
     python scripts/seam_probe.py --kinds corner --starved 0     # torn corners, starving windows not held back
 
@@ -15,8 +15,10 @@ it spans several windows, and gets seeded holes laid across the window grid's li
   the windows at its tip see almost no known image (``--starved`` sets
   ``windows.STARVED``, the known share below which such a window waits for its neighbours).
 
-The scan is filled as ``restore folder`` fills it (``pipeline.restore_pixels``, default
-runtime, int8 model unless ``--model``). Where two mask pixels side by side are pasted by two
+The holes are painted paper white (``cv2.inpaint``, the classical pre-fill, reads a hole's
+edge pixels, so the true photo must not be left under the mask) and the scan is filled as
+``restore folder`` fills it (``pipeline.restore_pixels``, default runtime, int8 model unless
+``--model``). Where two mask pixels side by side are pasted by two
 different windows (a *boundary pair*, from the plan's ``core_mask``s), the probe takes the
 absolute grey step between them, and compares it with the steps between side-by-side pixels
 of the same window 3-4 px further along the same row or column (the fill's own texture). A
