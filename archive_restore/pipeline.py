@@ -296,6 +296,7 @@ class UserMasks:
         legacy = collections.Counter(aio.legacy_mask_name(r) for r in rels)
         exact = {aio.mask_name(r) for r in rels}
         self._shared = {n for n, c in legacy.items() if c > 1 or n in exact}
+        self._claimed = exact | set(legacy)  # every name some scan looks for
 
     def find(self, rel: str) -> Optional[Path]:
         """The mask file of scan ``rel``, or None when it has none. Raises ``aio.ImageError`` (a
@@ -310,12 +311,11 @@ class UserMasks:
             return self.dir / name
         return None
 
-    def unused(self, rels: Sequence[str]) -> list[str]:
+    def unused(self) -> list[str]:
         """Files under the mask folder (hidden ones and stale temp files aside) that are not
-        the mask of any of ``rels`` in either layout: masks that name no scan. Sorted."""
-        claimed = {aio.mask_name(r) for r in rels} | {aio.legacy_mask_name(r) for r in rels}
+        the mask of any scan of the run in either layout: masks that name no scan. Sorted."""
         found = (p.relative_to(self.dir).as_posix() for p in self.dir.rglob("*") if p.is_file())
-        return sorted(n for n in found if n not in claimed and not any(part.startswith(".") for part in n.split("/")))
+        return sorted(n for n in found if n not in self._claimed and not any(part.startswith(".") for part in n.split("/")))
 
 
 def render_report(out_dir: Path) -> Path:
@@ -390,7 +390,7 @@ def restore_folder(
     user_masks = UserMasks(mdir, [rel for rel, _, _ in tasks]) if mdir is not None else None
     summary = Summary(input_dir=inp, out_dir=out, manifest=manifest_path, total=len(tasks))
     if user_masks is not None:
-        summary.unused_masks = user_masks.unused([rel for rel, _, _ in tasks])
+        summary.unused_masks = user_masks.unused()
     summary.provider, summary.model_id, summary.model_name = session.provider, session.model_id, session.model_name
     base_settings = {
         "auto_mask": bool(auto_mask),

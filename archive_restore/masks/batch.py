@@ -19,7 +19,6 @@ from archive_restore.config import MaskConfig
 from archive_restore.io import IMAGE_EXTENSIONS
 
 
-
 @dataclass
 class MaskJob:
     """One scan: rel path (POSIX) under the input dir, mask file written or the error."""
@@ -44,24 +43,16 @@ def list_images(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def mask_path(out_dir: Path, rel: Path) -> Path:
-    """``OUT/<rel>.png`` (``io.mask_name``)."""
-    from archive_restore.io import mask_name
-
-    return out_dir / mask_name(rel.as_posix())
-
-
 def write_masks(input_dir: Path, out_dir: Path, cfg: MaskConfig) -> Iterator[MaskJob]:
     """Detect and write a mask per image; yields one ``MaskJob`` per file (errors included).
     The scans are those ``restore folder`` would walk (``pipeline.list_inputs``: the same
     extensions, and a file symlink leaving the input folder fails here as it fails there)."""
-    from archive_restore.io import write_mask
+    from archive_restore.io import mask_name, write_mask
     from archive_restore.masks import detect
     from archive_restore.pipeline import list_inputs
 
-    for rel_posix, path, error in list_inputs(input_dir, exclude=[out_dir]):
-        rel = Path(rel_posix)
-        job = MaskJob(rel=rel_posix)
+    for rel, path, error in list_inputs(input_dir, exclude=[out_dir]):
+        job = MaskJob(rel=rel)
         if error is not None:
             job.error = error
             yield job
@@ -69,7 +60,7 @@ def write_masks(input_dir: Path, out_dir: Path, cfg: MaskConfig) -> Iterator[Mas
         try:
             image = read_rgb(path)
             res = detect(image, cfg)
-            target = mask_path(out_dir, rel)
+            target = out_dir / mask_name(rel)
             write_mask(target, res.mask)
             job.out, job.flagged, job.kind_pixels = target, float(res.mask.mean()), res.kind_pixels
         except Exception as exc:  # per-file failure: recorded, the batch goes on
