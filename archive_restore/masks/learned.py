@@ -19,6 +19,12 @@ parallel bars (fences, railings) and regular lattices of lines (wire mesh, windo
 taken out of the scratches mask (``drop_bar_families``, ``drop_lattices``). At high sensitivity
 a third way in, independent of the network, is ``masks.white_lines``: crisp near-white
 scratches on flat ground (the bare paper of real scratched prints).
+
+Memory: ``detect_kinds_learned`` takes the network's answer one tile row at a time and links
+regions across rows (``masks.bands``), so the scan's four probability maps (16 bytes a pixel)
+and their labels are never held whole; what grows with the scan's area is its grow maps at one
+bit a pixel and the output masks (session 23: a 96 MP scan's detection peaks at 2.9 GB instead
+of 5.1 GB, with the same masks).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import cv2
 import numpy as np
 
 from archive_restore.masks._common import line_offsets
+from archive_restore.masks.bands import BandRegions, pack, unpack
 from archive_restore.masks.white_lines import white_lines
 
 CHANNELS = ("scratches", "dust", "text", "blotches")
@@ -93,12 +100,9 @@ def _run(sess, tile: np.ndarray, multiple: int) -> np.ndarray:
     return sess.run(None, {"image": x})[0][0, :, :h, :w]
 
 
-def probabilities(image: np.ndarray, path: Path | str | None = None, tile: int = TILE, overlap: int | None = None) -> np.ndarray:
-    """image: (H,W,3) uint8 RGB -> (4,H,W) float32 damage probabilities in [0,1].
-
-    Large images run in ``tile`` squares with ``overlap`` px of context kept on each side; only
-    each tile's centre is kept, so the answer does not depend on where a scan is cut. ``overlap``
-    defaults to the sidecar's "context" (about the graph's receptive field radius), else ``OVERLAP``."""
+def _bands(image: np.ndarray, path: Path | str | None, tile: int, overlap: int | None):
+    """Yield (y0, (4, h, W) float32 probabilities of image rows y0 .. y0 + h), one tile row at
+    a time from the top; together they are ``probabilities(image, path, tile, overlap)``."""
     sess, meta = _session(path or default_detector_path())
     m = int(meta.get("multiple", 4))
     if overlap is None:
@@ -107,16 +111,29 @@ def probabilities(image: np.ndarray, path: Path | str | None = None, tile: int =
         raise ValueError(f"tile {tile} and context {overlap} must be multiples of the graph's {m} px grid")
     h, w = image.shape[:2]
     if h <= tile + 2 * overlap and w <= tile + 2 * overlap:
-        return _run(sess, image, m)
-    out = np.zeros((len(CHANNELS), h, w), np.float32)
+        yield 0, _run(sess, image, m)
+        return
     for y in range(0, h, tile):
+        ye = min(h, y + tile)
+        out = np.empty((len(CHANNELS), ye - y, w), np.float32)
         for x in range(0, w, tile):
             y0, x0 = max(0, y - overlap), max(0, x - overlap)
             y1, x1 = min(h, y + tile + overlap), min(w, x + tile + overlap)
             p = _run(sess, image[y0:y1, x0:x1], m)
-            ye, xe = min(h, y + tile), min(w, x + tile)
-            out[:, y:ye, x:xe] = p[:, y - y0:ye - y0, x - x0:xe - x0]
-    return out
+            xe = min(w, x + tile)
+            out[:, :, x:xe] = p[:, y - y0:ye - y0, x - x0:xe - x0]
+        yield y, out
+
+
+def probabilities(image: np.ndarray, path: Path | str | None = None, tile: int = TILE, overlap: int | None = None) -> np.ndarray:
+    """image: (H,W,3) uint8 RGB -> (4,H,W) float32 damage probabilities in [0,1].
+
+    Large images run in ``tile`` squares with ``overlap`` px of context kept on each side; only
+    each tile's centre is kept, so the answer does not depend on where a scan is cut. ``overlap``
+    defaults to the sidecar's "context" (about the graph's receptive field radius), else ``OVERLAP``.
+    ``detect_kinds_learned`` does not hold this whole array: it takes it a tile row at a time."""
+    bands = list(_bands(image, path, tile, overlap))
+    return bands[0][1] if len(bands) == 1 else np.concatenate([b for _, b in bands], axis=1)
 
 
 def _pair(t, where: str) -> tuple[float, float]:
@@ -177,30 +194,40 @@ def line_means(p: np.ndarray, ys: np.ndarray, xs: np.ndarray, offs: np.ndarray, 
     return best
 
 
-def line_seeds(p: np.ndarray, mean: float, grow: float, length: int, orients: int) -> np.ndarray:
-    """p: (H,W) float32 probabilities -> (H,W) bool: the 8-connected regions of ``p > grow``
-    holding a pixel with ``p > mean`` whose mean along some ``length``-px segment through it
-    (``orients`` orientations) exceeds ``mean``.
+def _line_seeded(labels: np.ndarray, n: int, ys: np.ndarray, xs: np.ndarray, mean: float, offs: np.ndarray,
+                 padded: np.ndarray) -> np.ndarray:
+    """(n,) bool: which of ``labels``' n labels hold a candidate (ys, xs: (K,) positions in
+    ``labels``, whose map mirrored by the offsets' reach is ``padded``) with a line mean above
+    ``mean``. Label 0 is included as it comes; callers drop it.
 
-    One such pixel is enough for a region, so the means are taken lazily: first at every 64th
-    candidate pixel, then at the rest only in regions still without a seed (the answer is the
-    same as taking them everywhere; a long scratch is mostly settled in the first pass)."""
-    ys, xs = np.nonzero(p > mean)
-    out = np.zeros(p.shape, bool)
-    if not len(ys):
-        return out
-    n, labels = cv2.connectedComponents(cv2.compare(p, float(grow), cv2.CMP_GT), connectivity=8)
-    lab = labels[ys, xs]
+    One such pixel is enough for a label, so the means are taken lazily: first at every 64th
+    candidate, then at the rest only in labels still without one (the answer is the same as
+    taking them everywhere; a long scratch is mostly settled in the first pass)."""
     keep = np.zeros(n, bool)
-    offs = line_offsets(length, orients)
-    padded = np.pad(p, int(np.abs(offs).max()), mode="reflect")
+    if not len(ys):
+        return keep
+    lab = labels[ys, xs]
     first = np.zeros(len(ys), bool)
     first[::64] = True
     for pick in (first, ~first):
         pick &= ~keep[lab]
         if pick.any():
-            hit = line_means(p, ys[pick], xs[pick], offs, padded) > mean
+            hit = line_means(padded, ys[pick], xs[pick], offs, padded) > mean
             keep[lab[pick][hit]] = True
+    return keep
+
+
+def line_seeds(p: np.ndarray, mean: float, grow: float, length: int, orients: int) -> np.ndarray:
+    """p: (H,W) float32 probabilities -> (H,W) bool: the 8-connected regions of ``p > grow``
+    holding a pixel with ``p > mean`` whose mean along some ``length``-px segment through it
+    (``orients`` orientations) exceeds ``mean`` (means taken lazily: ``_line_seeded``)."""
+    ys, xs = np.nonzero(p > mean)
+    out = np.zeros(p.shape, bool)
+    if not len(ys):
+        return out
+    n, labels = cv2.connectedComponents(cv2.compare(p, float(grow), cv2.CMP_GT), connectivity=8)
+    offs = line_offsets(length, orients)
+    keep = _line_seeded(labels, n, ys, xs, mean, offs, np.pad(p, int(np.abs(offs).max()), mode="reflect"))
     keep[0] = False
     return keep[labels]
 
@@ -413,25 +440,99 @@ def detector_id(path: Path | str | None = None) -> str:
     return h.hexdigest()
 
 
-def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, ...], path: Path | str | None = None) -> dict[str, np.ndarray]:
+def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, ...], path: Path | str | None = None,
+                         tile: int = TILE) -> dict[str, np.ndarray]:
     """image: (H,W,3) uint8 RGB. Returns kind -> (H,W) bool (before dilation) for the
-    ``CHANNELS`` kinds named in ``kinds`` ("cracks" selects the scratches channel too)."""
+    ``CHANNELS`` kinds named in ``kinds`` ("cracks" selects the scratches channel too).
+
+    The answer is ``hysteresis`` of each channel of ``probabilities(image, path, tile)`` with
+    the sensitivity's pair, the scratches channel united with its ``line_seeds`` (and, at
+    ``WHITE_LINES_AT``, ``white_lines``), fences and lattices then taken out. The scan is taken
+    a tile row at a time (``_bands``) and the regions are linked across rows by
+    ``bands.BandRegions``, so no whole-scan probabilities or labels are held: each rule keeps its
+    grow map at 1 bit per pixel, and the line rule the scratches probabilities of two tile rows
+    (its means reach ``length // 2`` rows into the next one)."""
     wanted = {"scratches" if k == "cracks" else k for k in kinds}
     unknown = wanted - set(CHANNELS)
     if unknown:
         raise ValueError(f"unknown mask kinds {sorted(unknown)}; choose from {CHANNELS}")
     pairs = threshold(sensitivity, path)
     rule = line_rule(sensitivity, path) if "scratches" in wanted else None
-    p = probabilities(image, path)
-    # the channels' masks are independent and their OpenCV and numpy work releases the GIL:
-    # two threads take a 6 MP scan's rules from 0.43 to 0.29 s (docs/quality.md, session 17)
+    h, w = image.shape[:2]
+    rules = [(c, k, *pairs[k]) for c, k in enumerate(CHANNELS) if k in wanted]  # (channel, kind, seed, grow)
+    regions = {k: BandRegions() for _, k, _, _ in rules}
+    grows: dict[str, list[np.ndarray]] = {k: [] for k in regions}  # per kind per band: packed grow map (one band: labels)
+    rows: list[tuple[int, int]] = []  # (y0, y1) per band
+    lines, line_grows = BandRegions(), []
+    r = 0
+    if rule is not None:
+        offs = line_offsets(rule["length"], rule["orients"])
+        r = int(np.abs(offs).max())
+        if tile < r:
+            raise ValueError(f"tile {tile} is shorter than the line rule's reach ({r} px)")
+    state: dict = {"above": None, "waiting": None}  # line rule: rows above the waiting band; (band, y0, p0, labels, n)
+
+    def hyst(c: int, k: str, seed: float, grow: float, p: np.ndarray, only: bool) -> None:
+        g = cv2.compare(p[c], float(grow), cv2.CMP_GT)
+        _, _, labels = regions[k].add(g, p[c] > seed)
+        grows[k].append(labels if only else pack(g))  # a scan in one band keeps its labels: no second pass
+
+    def seed_lines(below: np.ndarray | None) -> None:
+        """Seed the line regions of the waiting band: its line means read ``r`` rows above it
+        (kept from the band before) and below it (``below``: the next band's scratches
+        probabilities, None at the scan's foot), mirrored at the scan's edges as ``line_seeds``
+        mirrors them."""
+        band, y0, p0, labels, n = state["waiting"]
+        y1 = y0 + len(p0)
+        ya, yb = max(0, y0 - r), min(h, y1 + r)
+        parts = ([state["above"]] if y0 > 0 else []) + [p0] + ([below[: yb - y1]] if below is not None else [])
+        strip = np.concatenate(parts) if len(parts) > 1 else p0
+        padded = np.pad(strip, ((r - (y0 - ya), r - (yb - y1)), (r, r)), mode="reflect")
+        ys, xs = np.nonzero(p0 > rule["mean"])
+        keep = _line_seeded(labels, n, ys, xs, rule["mean"], offs, padded)
+        keep[0] = False
+        lines.seed(band, np.nonzero(keep)[0])
+        state["above"] = strip[max(0, y1 - r) - ya: y1 - ya]
+
+    def line_band(y0: int, p0: np.ndarray) -> None:
+        if state["waiting"] is not None:
+            seed_lines(p0)
+        g = cv2.compare(p0, float(rule["grow"]), cv2.CMP_GT)
+        band, n, labels = lines.add(g)
+        line_grows.append(labels if len(p0) == h else pack(g))
+        state["waiting"] = (band, y0, p0, labels, n)
+
+    def finish(k: str) -> np.ndarray:
+        m = np.empty((h, w), bool)
+        def band_mask(regs: BandRegions, b: int, kept: np.ndarray) -> np.ndarray:
+            return regs.mask(b, labels=kept) if len(rows) == 1 else regs.mask(b, unpack(kept, w))
+
+        for b, (y0, y1) in enumerate(rows):
+            m[y0:y1] = band_mask(regions[k], b, grows[k][b])
+            if k == "scratches" and rule is not None:
+                m[y0:y1] |= band_mask(lines, b, line_grows[b])
+        return m
+
+    # the rules' OpenCV and numpy work releases the GIL: two threads take a 6 MP scan's rules
+    # from 0.43 to 0.29 s (docs/quality.md, session 17)
     with ThreadPoolExecutor(2) as pool:
-        lines = pool.submit(line_seeds, p[0], **rule) if rule else None
         white = pool.submit(white_lines, image) if "scratches" in wanted and sensitivity in WHITE_LINES_AT else None
-        jobs = {k: pool.submit(hysteresis, p[c], *pairs[k]) for c, k in enumerate(CHANNELS) if k in wanted}
-        out = {k: j.result() for k, j in jobs.items()}
-        if lines is not None:
-            out["scratches"] |= lines.result()
+        for y0, p in _bands(image, path, tile, None):
+            rows.append((y0, y0 + p.shape[1]))
+            jobs = [pool.submit(hyst, *rl, p, p.shape[1] == h) for rl in rules]
+            if rule is not None:
+                jobs.append(pool.submit(line_band, y0, p[0].copy()))
+            for j in jobs:
+                j.result()
+            del p, jobs
+        # the last band's line seeds run next to the other kinds' second pass
+        tail = pool.submit(seed_lines, None) if rule is not None else None
+        done = {k: pool.submit(finish, k) for k in regions if k != "scratches"}
+        if tail is not None:
+            tail.result()
+        if "scratches" in regions:
+            done["scratches"] = pool.submit(finish, "scratches")
+        out = {k: done[k].result() for k in regions}
         if white is not None:
             out["scratches"] |= white.result()
     if "scratches" in out:
