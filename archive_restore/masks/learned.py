@@ -23,8 +23,8 @@ scratches on flat ground (the bare paper of real scratched prints).
 Memory: ``detect_kinds_learned`` takes the network's answer one tile row at a time and links
 regions across rows (``masks.bands``), so the scan's four probability maps (16 bytes a pixel)
 and their labels are never held whole; what grows with the scan's area is its grow maps at one
-bit a pixel and the output masks (session 23: a 96 MP scan's detection peaks at 2.9 GB instead
-of 5.1 GB, with the same masks).
+bit a pixel and the output masks (session 23: an 8000 x 12000 scan's detection peaks at 3.1 GB
+instead of 5.0 GB, with the same masks).
 """
 
 from __future__ import annotations
@@ -502,11 +502,11 @@ def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, 
         line_grows.append(labels if len(p0) == h else pack(g))
         state["waiting"] = (band, y0, p0, labels, n)
 
+    def band_mask(regs: BandRegions, b: int, kept: np.ndarray) -> np.ndarray:
+        return regs.mask(b, labels=kept) if len(rows) == 1 else regs.mask(b, unpack(kept, w))
+
     def finish(k: str) -> np.ndarray:
         m = np.empty((h, w), bool)
-        def band_mask(regs: BandRegions, b: int, kept: np.ndarray) -> np.ndarray:
-            return regs.mask(b, labels=kept) if len(rows) == 1 else regs.mask(b, unpack(kept, w))
-
         for b, (y0, y1) in enumerate(rows):
             m[y0:y1] = band_mask(regions[k], b, grows[k][b])
             if k == "scratches" and rule is not None:
