@@ -104,3 +104,19 @@ def test_learned_detector_adds_white_lines_at_high_only(monkeypatch, sensitivity
     out = learned.detect_kinds_learned(im, sensitivity, ("scratches", "dust"), "unused.onnx")
     assert (out["scratches"] & truth).any() == expect
     assert not out["dust"].any()
+
+
+@pytest.mark.parametrize("band", [5, 16, 37])
+def test_bands_of_rows_give_the_whole_image_answer(band):
+    """The rules run a band of rows at a time with context rows each side; scratches crossing
+    many bands, a textured half (where the flat-ground test bites near band edges) and the
+    scan's own edges give the same mask as one band over the whole image."""
+    im = _sky(200, 180, seed=3)
+    rng = np.random.default_rng(4)
+    im[100:, :90] = np.clip(im[100:, :90].astype(np.int16) + rng.normal(0, 14, (100, 90, 1)), 0, 255).astype(np.uint8)
+    _line(im, (2, 20), (197, 60))
+    _line(im, (5, 150), (190, 120), dashes=False)
+    _line(im, (150, 5), (120, 170))
+    whole = white_lines(im, band=10_000)
+    assert whole.sum() > 200
+    assert np.array_equal(white_lines(im, band=band), whole)

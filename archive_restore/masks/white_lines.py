@@ -71,24 +71,74 @@ def _gather_means(q: np.ndarray, base: np.ndarray, taps: np.ndarray, w: int) -> 
     return out
 
 
-def white_lines(image: np.ndarray, p: WhiteLineParams = WhiteLineParams()) -> np.ndarray:
+BAND = 1024  # rows of the scan taken at a time (plus HALO rows of context each side)
+
+
+def white_lines(image: np.ndarray, p: WhiteLineParams = WhiteLineParams(), band: int = BAND) -> np.ndarray:
     """image: (H,W,3) uint8 RGB -> (H,W) bool: crisp near-white scratches on flat ground (see the
-    module docstring). Cost: a few full-image OpenCV passes plus line sums at the candidates only."""
+    module docstring). Cost: a few full-image OpenCV passes plus line sums at the candidates only.
+
+    The pixel rules (1-5) are local: they run ``band`` rows at a time with enough rows of context
+    on each side (``_halo``) to give each row what the whole image gives it, so only the grow
+    map (1 byte a pixel) and its labels are held for the whole scan, not the rules' dozen
+    full-size maps (about 30 bytes a pixel)."""
     h, w = image.shape[:2]
     out = np.zeros((h, w), bool)
     if h < 5 or w < 5:
         return out
+    halo = _halo(p)
+    region = np.zeros((h, w), bool)
+    seeds_y, seeds_x = [], []
+    for y0 in range(0, h, band):
+        y1 = min(h, y0 + band)
+        a, b = max(0, y0 - halo), min(h, y1 + halo)
+        ys, xs, reg = _band_rules(image[a:b], p, y0 - a, y1 - a)
+        region[y0:y1] = reg
+        seeds_y.append(ys + y0)
+        seeds_x.append(xs)
+    ys, xs = np.concatenate(seeds_y), np.concatenate(seeds_x)
+    if not len(ys):
+        return out
+    n, lab = cv2.connectedComponents(region.view(np.uint8), connectivity=8)
+    counts = np.bincount(lab[ys, xs], minlength=n)
+    keep = counts >= p.min_seeds
+    keep[0] = False
+    return keep[lab]
+
+
+def _offsets(p: WhiteLineParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The continuation segment and its two side segments ((orients, length, 2) offsets each)
+    and their largest reach in px."""
+    seg, s1, s2 = (line_offsets(p.length, p.orients, shift) for shift in (0.0, p.side, -p.side))
+    return seg, s1, s2, int(max(np.abs(seg).max(), np.abs(s1).max(), np.abs(s2).max()))
+
+
+def _halo(p: WhiteLineParams) -> int:
+    """Rows of context a band needs each side: the segments' reach plus the 5x5 median under
+    the maps they read (2), or the texture measure's reach (5x5 median, 7x7 and 9x9 means: 9)."""
+    return max(_offsets(p)[3] + 2, 9) + 1
+
+
+def _band_rules(image: np.ndarray, p: WhiteLineParams, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """image: (h, W, 3) uint8 rows of the scan whose rows c0 .. c1 are the band's own, the rest
+    context (or the scan's edge). -> (seed rows, seed columns) in band coordinates (K,) and the
+    band's (c1 - c0, W) bool grow map, seeds included."""
+    h, w = image.shape[:2]
+    none = np.zeros(0, np.int64)
     lum = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     bg = cv2.medianBlur(lum, 5)
     res = cv2.subtract(lum.astype(np.int16), bg.astype(np.int16))
-    bright = res > p.contrast
-    cand = bright & (lum >= p.white)
-    if not cand.any():
-        return out
-    res3 = cv2.subtract(lum.astype(np.int16), cv2.medianBlur(lum, 3).astype(np.int16))
-    cand &= res3.astype(np.float32) >= p.thin * res.astype(np.float32)
     bgf = bg.astype(np.float32)
     tex = cv2.blur(np.abs(bgf - cv2.blur(bgf, (7, 7))), (9, 9))
+    region = ((res > p.grow * p.contrast) & (tex < 2 * p.flat))[c0:c1]
+    bright = res > p.contrast
+    cand = bright & (lum >= p.white)
+    cand[:c0] = False
+    cand[c1:] = False
+    if not cand.any():
+        return none, none, region
+    res3 = cv2.subtract(lum.astype(np.int16), cv2.medianBlur(lum, 3).astype(np.int16))
+    cand &= res3.astype(np.float32) >= p.thin * res.astype(np.float32)
     r_, g_, b_ = cv2.split(image)  # OpenCV's per-pixel max and min: numpy's max over axis 2 takes 0.25 s at 6 MP
     chroma = cv2.subtract(cv2.max(cv2.max(r_, g_), b_), cv2.min(cv2.min(r_, g_), b_))
     chroma_bg = cv2.medianBlur(chroma, 5)
@@ -96,9 +146,8 @@ def white_lines(image: np.ndarray, p: WhiteLineParams = WhiteLineParams()) -> np
     cand &= chroma.astype(np.int16) <= chroma_bg.astype(np.int16) + p.chroma_gain
     ys, xs = np.nonzero(cand)
     if not len(ys):
-        return out
-    seg, s1, s2 = (line_offsets(p.length, p.orients, shift) for shift in (0.0, p.side, -p.side))
-    r = int(max(np.abs(seg).max(), np.abs(s1).max(), np.abs(s2).max()))
+        return none, none, region
+    seg, s1, s2, r = _offsets(p)
     wp = w + 2 * r
     base = (ys + r) * wp + (xs + r)
     on = np.pad(bright.astype(np.float32), r, mode="constant").ravel()
@@ -106,7 +155,7 @@ def white_lines(image: np.ndarray, p: WhiteLineParams = WhiteLineParams()) -> np
     best = cover.argmax(axis=0)
     ok = cover[best, np.arange(len(ys))] >= p.cover
     if not ok.any():
-        return out
+        return none, none, region
     ys, xs, base, best = ys[ok], xs[ok], base[ok], best[ok]
     g = np.pad(bgf, r, mode="edge").ravel()
     asym = np.empty(len(ys), np.float32)
@@ -115,13 +164,6 @@ def white_lines(image: np.ndarray, p: WhiteLineParams = WhiteLineParams()) -> np
         a = _gather_means(g, base[at], s1[o:o + 1], wp)[0] - _gather_means(g, base[at], s2[o:o + 1], wp)[0]
         asym[at] = np.abs(a)
     keep_seed = asym < p.asym
-    if not keep_seed.any():
-        return out
-    ys, xs = ys[keep_seed], xs[keep_seed]
-    region = (res > p.grow * p.contrast) & (tex < 2 * p.flat)
+    ys, xs = ys[keep_seed] - c0, xs[keep_seed]
     region[ys, xs] = True
-    n, lab = cv2.connectedComponents(region.view(np.uint8), connectivity=8)
-    counts = np.bincount(lab[ys, xs], minlength=n)
-    keep = counts >= p.min_seeds
-    keep[0] = False
-    return keep[lab]
+    return ys, xs, region
