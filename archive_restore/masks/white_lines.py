@@ -71,7 +71,7 @@ def _gather_means(q: np.ndarray, base: np.ndarray, taps: np.ndarray, w: int) -> 
     return out
 
 
-BAND = 1024  # rows of the scan taken at a time (plus HALO rows of context each side)
+BAND = 1024  # rows of the scan taken at a time (plus ``_halo`` rows of context each side)
 
 
 def white_lines(image: np.ndarray, p: WhiteLineParams = WhiteLineParams(), band: int = BAND) -> np.ndarray:
