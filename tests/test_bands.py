@@ -152,3 +152,34 @@ def test_detector_rules_over_tile_rows_match_the_whole_map(seed, monkeypatch):
     want["scratches"] = learned.drop_lattices(bars, cc=cc if bars is m else None)
     for k in learned.CHANNELS:
         assert np.array_equal(got[k], want[k]), k
+
+
+@pytest.mark.parametrize("turns", [True, False])
+def test_detector_runs_take_turns_where_cores_are_few(turns, monkeypatch):
+    """Two workers' network runs overlap only when ``ONE_RUN_AT_A_TIME`` is off (enough cores
+    for both); on a small machine they take turns, so ONNX Runtime holds one run's activations."""
+    import threading
+    import time
+
+    active, most = [0], [0]
+    guard = threading.Lock()
+
+    class Session:
+        def run(self, _, feeds):
+            with guard:
+                active[0] += 1
+                most[0] = max(most[0], active[0])
+            time.sleep(0.2)
+            with guard:
+                active[0] -= 1
+            x = feeds["image"]
+            return [np.zeros((1, 4) + x.shape[2:], np.float32)]
+
+    monkeypatch.setattr(learned, "ONE_RUN_AT_A_TIME", turns)
+    tile = np.zeros((8, 8, 3), np.uint8)
+    workers = [threading.Thread(target=learned._run, args=(Session(), tile, 4)) for _ in range(3)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert most[0] == (1 if turns else 3)
