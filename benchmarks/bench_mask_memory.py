@@ -5,8 +5,9 @@ Each scan is ``bench_masks.scan(mp)`` (generated shading, shapes and grain with 
 scratches and dust) saved as a JPEG (quality 92) in DIR (kept between runs; a temporary folder
 when absent). A fresh Python process per scan reads it as ``restore folder`` does
 (``masks.batch.read_rgb``) and runs ``masks.detect`` with the default learned detector; it
-reports its resident memory before detection and its peak (``ru_maxrss``, so the figure
-includes the decoded scan and the ONNX Runtime session), the seconds of ``detect`` and the
+reports its resident memory before detection and its peak (VmHWM, ``bench_folder.peak_rss_mb``,
+so the figure includes the decoded scan and the ONNX Runtime session; ``ru_maxrss`` would carry
+over the peak of this parent, which generates the scans), the seconds of ``detect`` and the
 flagged share. Prints a table and JSON.
 """
 
@@ -20,8 +21,10 @@ import tempfile
 from pathlib import Path
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from bench_folder import peak_rss_mb
 from archive_restore.config import MaskConfig
 from archive_restore.masks import detect
 from archive_restore.masks.batch import read_rgb
@@ -35,7 +38,7 @@ t = time.perf_counter()
 r = detect(img, MaskConfig(sensitivity=sys.argv[2]))
 dt = time.perf_counter() - t
 print(json.dumps({"shape": list(img.shape[:2]), "seconds": round(dt, 2), "rss_before_gb": round(before, 2),
-                  "peak_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
+                  "peak_gb": round(peak_rss_mb() * 1024 / 1e6, 2),
                   "flagged_pct": round(100 * float(r.mask.mean()), 3)}))
 """
 
@@ -59,7 +62,7 @@ def main() -> None:
             path = root / f"scan_{mp:g}mp.jpg"
             if not path.exists():
                 Image.fromarray(scan(mp)).save(path, quality=92)
-            out = subprocess.run([sys.executable, "-c", CHILD, str(path), args.sensitivity],
+            out = subprocess.run([sys.executable, "-c", CHILD, str(path), args.sensitivity, str(Path(__file__).resolve().parent)],
                                  check=True, capture_output=True, text=True, cwd=root).stdout
             rows.append({"mp": mp, "sensitivity": args.sensitivity} | json.loads(out.strip().splitlines()[-1]))
         for r in rows:

@@ -22,8 +22,9 @@ import numpy as np
 
 
 def pack(grow: np.ndarray) -> np.ndarray:
-    """(h, W) uint8 or bool map -> its nonzero pixels as (h, ceil(W / 8)) uint8 bits."""
-    return np.packbits(grow.astype(bool, copy=False), axis=1)
+    """(h, W) uint8 or bool map -> its nonzero pixels as (h, ceil(W / 8)) uint8 bits (packbits
+    takes any nonzero value as a 1: no bool copy of the map)."""
+    return np.packbits(grow, axis=1)
 
 
 def unpack(bits: np.ndarray, width: int) -> np.ndarray:
