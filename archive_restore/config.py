@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+DEFAULT_MAX_PIXELS = 200_000_000  # decompression-bomb limit: images with more pixels fail (io, report previews)
+
 T = TypeVar("T")
 
 
@@ -162,7 +164,7 @@ class RuntimeConfig:
     window: int = 512
     context: int = 48
     batch: int = 4
-    max_pixels: int = 200_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     jpeg_quality: int = 95
     pyramid: bool = True
     grain: float = 0.0

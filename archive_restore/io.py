@@ -19,6 +19,11 @@ Policies (documented contract):
   animated WebP) fail too: only their first frame could be written back.
 - EXIF orientation: the pixels are transposed upright on read; the written file holds the
   upright pixels and its EXIF says orientation 1, so every viewer shows the same picture.
+  Files are opened through file objects (``open_image``); Pillow turns TIFFs upright itself.
+- Metadata carried: EXIF with its EXIF and GPS sub-IFDs, ICC, DPI; JPEG COM, XMP and APP13
+  (IPTC); PNG tEXt/zTXt/iTXt chunks (copied raw); WebP XMP; TIFF descriptive tags (XMP and
+  IPTC among them). Compressed TIFFs keep their compression and their sub-IFDs
+  (``_tiff_add_sub_ifds``: libtiff cannot write sub-IFDs).
 - JPEG: re-encoded with the source's own quantization tables and chroma subsampling (and
   progressive flag); a JPEG without readable tables is written at ``jpeg_quality`` (>= 95).
 - WebP is always written lossless (pixels outside the mask stay exactly as decoded).
@@ -32,25 +37,34 @@ Policies (documented contract):
 from __future__ import annotations
 
 import hashlib
+import io as _io  # the standard library's (this module is archive_restore.io)
 import os
 import secrets
 import shutil
 import struct
 import warnings
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
+from archive_restore.config import DEFAULT_MAX_PIXELS
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 TEMP_MARK = ".partial-"  # temp files are ".<name>.partial-<random>" beside the target
 ORIENTATION_TAG = 0x0112
 EXIF_IFD_TAG = 0x8769
+GPS_IFD_TAG = 0x8825
+_SUB_IFD_TAGS = (EXIF_IFD_TAG, GPS_IFD_TAG)
+IPTC_TAG = 33723
 # TIFF tags that describe the picture rather than its storage: carried to the output.
-_TIFF_DESCRIPTIVE_TAGS = (0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298, ORIENTATION_TAG)
+# DocumentName, ImageDescription, Make, Model, PageName, Software, DateTime, Artist,
+# HostComputer, XMP, Copyright, IPTC, Windows' XPTitle/XPComment/XPAuthor/XPKeywords/XPSubject.
+_TIFF_DESCRIPTIVE_TAGS = (0x010D, 0x010E, 0x010F, 0x0110, 0x011D, 0x0131, 0x0132, 0x013B, 0x013C, 700,
+                          0x8298, IPTC_TAG, 0x9C9B, 0x9C9C, 0x9C9D, 0x9C9E, 0x9C9F, ORIENTATION_TAG)
 _LOSSLESS_TIFF_COMPRESSION = ("raw", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "packbits")
 _WRITABLE_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")
 
@@ -71,6 +85,10 @@ class Scan:
     bit_depth: 8 or 16 bits per sample.
     exif: raw EXIF bytes as found in the file (orientation as stored), or None.
     orientation: EXIF orientation of the file (1..8; 1 when absent).
+    xmp: the XMP packet of a JPEG or WebP (a PNG's travels in ``png_text``, a TIFF's in ``exif``).
+    comment: a JPEG's COM text.
+    app13: a JPEG's APP13 segments (Photoshop/IPTC: captions, credits, keywords), payloads as stored.
+    png_text: a PNG's tEXt/zTXt/iTXt chunks (XMP included) as (type, data), copied without decoding.
     """
 
     pixels: np.ndarray
@@ -85,7 +103,10 @@ class Scan:
     progressive: bool = False
     tiff_compression: Optional[str] = None
     orientation: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    xmp: Optional[bytes] = None
+    comment: Optional[bytes] = None
+    app13: tuple[bytes, ...] = ()
+    png_text: tuple[tuple[bytes, bytes], ...] = ()
 
     @property
     def orientation_applied(self) -> bool:
@@ -138,19 +159,24 @@ def _is_16bit_colour(im: Image.Image) -> bool:
 
 
 def _tiff_exif(im: Image.Image) -> Optional[bytes]:
-    """Descriptive TIFF tags plus the EXIF sub-IFD, as EXIF bytes (storage tags dropped)."""
+    """Descriptive TIFF tags plus the EXIF and GPS sub-IFDs, as EXIF bytes (storage tags dropped)."""
     src = im.getexif()
     out = Image.Exif()
     for tag in _TIFF_DESCRIPTIVE_TAGS:
         if tag in src:
-            out[tag] = src[tag]
-    sub = src.get_ifd(EXIF_IFD_TAG)
-    if sub:
-        out[EXIF_IFD_TAG] = dict(sub)
+            value = src[tag]
+            if tag == IPTC_TAG and isinstance(value, tuple):  # IPTC bytes stored as LONGs (Photoshop)
+                endian = getattr(getattr(im, "tag_v2", None), "_endian", "<")
+                value = struct.pack(f"{endian}{len(value)}L", *value)
+            out[tag] = value
+    for sub_tag in _SUB_IFD_TAGS:
+        sub = src.get_ifd(sub_tag)
+        if sub:
+            out[sub_tag] = dict(sub)
     return out.tobytes() if len(out) else None
 
 
-def read_scan(path: Path | str, max_pixels: int = 200_000_000, jpeg_quality: int = 95) -> Scan:
+def read_scan(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS, jpeg_quality: int = 95) -> Scan:
     """Decode ``path`` into a ``Scan`` (see the module docstring for the policies).
 
     max_pixels: images with more pixels fail with ``ImageError`` before decoding.
@@ -169,24 +195,54 @@ def read_scan(path: Path | str, max_pixels: int = 200_000_000, jpeg_quality: int
     # below still refuses the image.
     Image.MAX_IMAGE_PIXELS = int(max_pixels)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(path)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"decompression bomb guard: {_one_line(exc)}") from exc
-    except UnidentifiedImageError as exc:
-        raise ImageError("not a readable image (unknown format or corrupt header)") from exc
-    except (PermissionError, FileNotFoundError, IsADirectoryError) as exc:
+        fp = open(path, "rb")  # a file object, not a name: see ``open_image``
+    except OSError as exc:
         raise ImageError(f"unreadable: {_one_line(exc)}") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"corrupt or truncated image: {_one_line(exc)}") from exc
+    with fp:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                im = open_image(fp)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageError(f"decompression bomb guard: {_bomb_line(exc, max_pixels)}") from exc
+        except UnidentifiedImageError as exc:
+            raise ImageError("not a readable image (unknown format or corrupt header)") from exc
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(f"corrupt or truncated image: {_one_line(exc)}") from exc
+        return _decode_open(im, path, max_pixels, jpeg_quality)
+
+
+def _bomb_line(exc: BaseException, max_pixels: int) -> str:
+    """Pillow's bomb message names its own limit (twice ours); say ours."""
+    import re
+
+    m = re.search(r"\((\d+) pixels\)", str(exc))
+    return (f"{int(m.group(1))} pixels exceeds the limit of {max_pixels}" if m else _one_line(exc))
+
+
+def open_image(fp) -> Image.Image:
+    """``Image.open`` for every reader in the package, given an open binary file object rather
+    than a name. Given a name, Pillow 13 memory-maps uncompressed TIFFs at their *upright*
+    size before it transposes them by their orientation tag, which scrambles grey, 16-bit grey
+    and RGBA TIFFs stored with orientations 5 to 8; from a file object it decodes them at the
+    stored size, then transposes them correctly."""
+    return Image.open(fp)
+
+
+def pillow_made_upright(im: Image.Image) -> bool:
+    """True when Pillow itself applies the orientation tag on load (TIFF; OpenCV's TIFF decoder
+    does too), so the caller must not transpose again; JPEG, PNG and WebP come as stored."""
+    return (im.format or "") == "TIFF"
+
+
+def _decode_open(im: Image.Image, path: Path, max_pixels: int, jpeg_quality: int) -> Scan:
     with im:
         try:
             return _decode(im, path, max_pixels, jpeg_quality)
         except (ImageError, MemoryError):
             raise
         except Image.DecompressionBombError as exc:
-            raise ImageError(f"decompression bomb guard: {_one_line(exc)}") from exc
+            raise ImageError(f"decompression bomb guard: {_bomb_line(exc, max_pixels)}") from exc
         except Exception as exc:  # Pillow plugins raise many types on corrupt data
             raise ImageError(f"corrupt or truncated image data: {_one_line(exc)}") from exc
 
@@ -232,11 +288,18 @@ def _decode(im: Image.Image, path: Path, max_pixels: int, jpeg_quality: int) -> 
         except Exception:
             scan_kwargs["subsampling"] = None
         scan_kwargs["progressive"] = bool(info.get("progressive") or info.get("progression"))
+        scan_kwargs["comment"] = info.get("comment") or None
+        scan_kwargs["app13"] = tuple(data for marker, data in getattr(im, "applist", []) if marker == "APP13")
+    if fmt in ("JPEG", "WEBP"):
+        xmp = info.get("xmp")
+        scan_kwargs["xmp"] = (xmp.encode("utf-8") if isinstance(xmp, str) else xmp) or None
+    if fmt == "PNG":
+        scan_kwargs["png_text"] = _png_text_chunks(path)
     if fmt == "TIFF":
         scan_kwargs["tiff_compression"] = info.get("compression")
     # Both Pillow's and OpenCV's TIFF decoders apply the orientation tag themselves
     # (OpenCV even with IMREAD_UNCHANGED); PNG/JPEG/WebP pixels come as stored.
-    upright = fmt == "TIFF"
+    upright = pillow_made_upright(im)
     try:
         if is16:
             if fmt not in ("PNG", "TIFF"):
@@ -265,6 +328,37 @@ def _decode(im: Image.Image, path: Path, max_pixels: int, jpeg_quality: int) -> 
     if not pixels.flags.writeable:  # Pillow hands out read-only buffers; the scan is ours to fill
         pixels = pixels.copy()
     return Scan(pixels=pixels, mode=mode, bit_depth=depth, **scan_kwargs)
+
+
+_PNG_TEXT = (b"tEXt", b"zTXt", b"iTXt")
+_PNG_TEXT_LIMIT = 16 << 20  # bytes of text chunks carried over at most (they are copied, never inflated)
+
+
+def _png_text_chunks(path: Path) -> tuple[tuple[bytes, bytes], ...]:
+    """A PNG file's tEXt/zTXt/iTXt chunks as (type, data), in file order, read from the chunk
+    headers (pixel data is skipped, compressed text is not inflated)."""
+    found: list[tuple[bytes, bytes]] = []
+    total = 0
+    with open(path, "rb") as f:
+        if f.read(8) != b"\x89PNG\r\n\x1a\n":
+            return ()
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                break
+            n, kind = struct.unpack(">I4s", head)
+            if kind == b"IEND":
+                break
+            if kind in _PNG_TEXT and total + n <= _PNG_TEXT_LIMIT:
+                data = f.read(n)
+                if len(data) < n:
+                    break
+                found.append((kind, data))
+                total += n
+                f.seek(4, os.SEEK_CUR)
+            else:
+                f.seek(n + 4, os.SEEK_CUR)
+    return tuple(found)
 
 
 def _decode_16bit_colour(path: Path, mode: str) -> np.ndarray:
@@ -296,9 +390,26 @@ def _exif_for_output(like: Scan) -> Optional[bytes]:
     return ex.tobytes()
 
 
+NAME_MAX = 255  # bytes in one file name on the file systems archives live on (ext4, XFS, APFS, NTFS)
+
+
 def temp_path_for(path: Path) -> Path:
-    """A fresh temp name beside ``path`` (same folder, so ``os.replace`` is atomic)."""
-    return path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}")
+    """A fresh temp name beside ``path`` (same folder, so ``os.replace`` is atomic):
+    ``.<name>.partial-<hex8>``, with ``<name>`` cut (at a character boundary) where the whole
+    would pass ``NAME_MAX`` bytes, so a long file name still gets a temp file."""
+    tail = f"{TEMP_MARK}{secrets.token_hex(4)}"
+    room = NAME_MAX - 1 - len(tail)
+    raw = os.fsencode(path.name)
+    name = os.fsdecode(raw[:room]) if len(raw) > room else path.name
+    return path.with_name(f".{name}{tail}")
+
+
+def check_name_length(rel: str, extra: str = "") -> None:
+    """Raise ``ImageError`` when the last part of ``rel`` plus ``extra`` (e.g. a mask's
+    ``.png``) is longer than ``NAME_MAX`` bytes, so an output or mask could not be created."""
+    name = rel.rsplit("/", 1)[-1] + extra
+    if len(os.fsencode(name)) > NAME_MAX:
+        raise ImageError(f"file name too long: {name!r} would be {len(os.fsencode(name))} bytes, file systems allow {NAME_MAX}")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -390,21 +501,93 @@ def write_image(path: Path | str, pixels: np.ndarray, like: Scan, jpeg_quality: 
             params["quality"] = max(95, int(jpeg_quality))
         if like.progressive:
             params["progressive"] = True
+        if like.comment:
+            params["comment"] = like.comment
+        if like.xmp:
+            params["xmp"] = like.xmp
+        if like.app13:
+            params["extra"] = b"".join(b"\xff\xed" + struct.pack(">H", len(d) + 2) + d for d in like.app13 if len(d) <= 65533)
     elif fmt == "TIFF":
         comp = like.tiff_compression
         params["compression"] = comp if comp in _LOSSLESS_TIFF_COMPRESSION else "tiff_adobe_deflate"
+        if params["compression"] != "raw" and exif:
+            # libtiff, which Pillow hands compressed TIFFs to, cannot write sub-IFDs: write the
+            # file without them, then give it a directory that has them (_tiff_add_sub_ifds)
+            params["exif"], subs = _split_sub_ifds(exif)
+            if subs:
+                buf = _io.BytesIO()
+                try:
+                    im.save(buf, format=fmt, **params)
+                    data = _tiff_add_sub_ifds(buf.getvalue(), subs)
+                except (OSError, ValueError, KeyError, TypeError, RuntimeError, struct.error) as exc:
+                    raise ImageError(f"cannot write {fmt}: {_one_line(exc)}") from exc
+                write_bytes_atomic(path, data)
+                return
     elif fmt == "WEBP":
         params["lossless"] = True
         params["exact"] = True
+        if like.xmp:
+            params["xmp"] = like.xmp
     elif fmt == "PNG":
         params["compress_level"] = 6
+        if like.png_text:
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            for kind, data in like.png_text:
+                info.add(kind, data)
+            params["pnginfo"] = info
     try:
         with AtomicFile(path) as f:
             im.save(f, format=fmt, **params)
     except ImageError:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise ImageError(f"cannot write {fmt}: {_one_line(exc)}") from exc
+
+
+def _split_sub_ifds(exif: bytes) -> tuple[Optional[bytes], dict[int, dict]]:
+    """EXIF bytes -> (the same without the EXIF/GPS sub-IFDs or None if nothing is left,
+    {sub-IFD tag: its tags})."""
+    ex = Image.Exif()
+    ex.load(exif)
+    subs = {tag: dict(ex.get_ifd(tag)) for tag in _SUB_IFD_TAGS if tag in ex}
+    for tag in subs:
+        del ex[tag]
+    return (ex.tobytes() if len(ex) else None), {k: v for k, v in subs.items() if v}
+
+
+def _tiff_add_sub_ifds(data: bytes, subs: dict[int, dict]) -> bytes:
+    """A single-image classic TIFF file's bytes -> the same file with ``subs`` (EXIF/GPS sub-IFD
+    tag -> its tags) added. The sub-IFDs and a new first directory (the old one's 12-byte
+    entries as they are, whose data offsets stay valid, plus one pointer per sub-IFD) are
+    appended and the header points to the new directory; strips and everything else stay
+    where they are, the old directory is left as unused bytes."""
+    from PIL import TiffImagePlugin
+
+    if data[:4] not in (b"II*\x00", b"MM\x00*"):
+        raise ValueError("not a classic TIFF")
+    end = "<" if data[:2] == b"II" else ">"
+    first = struct.unpack_from(end + "L", data, 4)[0]
+    n = struct.unpack_from(end + "H", data, first)[0]
+    entries = [data[first + 2 + 12 * i: first + 14 + 12 * i] for i in range(n)]
+    if struct.unpack_from(end + "L", data, first + 2 + 12 * n)[0]:
+        raise ValueError("multi-image TIFF")
+    entries = [e for e in entries if struct.unpack_from(end + "H", e)[0] not in subs]
+    out = bytearray(data)
+    for tag, tags in subs.items():
+        out += b"\x00" * (len(out) & 1)  # directories start on a word boundary
+        sub = TiffImagePlugin.ImageFileDirectory_v2(ifh=data[:8], group=tag)
+        for key, value in tags.items():
+            sub[key] = value
+        entries.append(struct.pack(end + "HHLL", tag, 4, 1, len(out)))  # LONG: the sub-IFD's offset
+        out += sub.tobytes(len(out))
+    out += b"\x00" * (len(out) & 1)
+    start = len(out)
+    entries.sort(key=lambda e: struct.unpack_from(end + "H", e)[0])
+    out += struct.pack(end + "H", len(entries)) + b"".join(entries) + struct.pack(end + "L", 0)
+    out[4:8] = struct.pack(end + "L", start)
+    return bytes(out)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -430,10 +613,11 @@ def _write_16bit_colour(path: Path, pixels: np.ndarray, like: Scan, exif: Option
         if not ok:
             raise ImageError("cannot encode 16-bit colour PNG")
         data = buf.tobytes()
+        chunks = b"".join(_png_chunk(kind, text) for kind, text in like.png_text)
         if like.dpi:
             ppm = [max(1, int(round(d / 0.0254))) for d in like.dpi]
-            phys = _png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1))
-            data = data[:33] + phys + data[33:]  # right after the 8-byte signature + IHDR chunk
+            chunks = _png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)) + chunks
+        data = data[:33] + chunks + data[33:]  # right after the 8-byte signature + IHDR chunk
         write_bytes_atomic(path, data)
         return
     _write_tiff_16bit_colour(path, pixels, like, exif)
@@ -444,8 +628,6 @@ def _write_tiff_16bit_colour(path: Path, pixels: np.ndarray, like: Scan, exif: O
     profile, DPI, the descriptive tags and the EXIF/GPS sub-IFDs carried over. (Pillow cannot
     hold 16-bit colour and OpenCV cannot write TIFF ICC/EXIF, so the IFD is built here with
     Pillow's own TIFF directory writer.)"""
-    import io as _io
-
     from PIL import TiffImagePlugin
 
     h, w, c = pixels.shape
@@ -457,7 +639,7 @@ def _write_tiff_16bit_colour(path: Path, pixels: np.ndarray, like: Scan, exif: O
         for tag in _TIFF_DESCRIPTIVE_TAGS:
             if tag in src:
                 ifd[tag] = src[tag]
-        for sub_tag in (EXIF_IFD_TAG, 0x8825):  # EXIF and GPS sub-directories
+        for sub_tag in _SUB_IFD_TAGS:  # EXIF and GPS sub-directories
             sub = src.get_ifd(sub_tag)
             if sub:
                 ifd[sub_tag] = dict(sub)
@@ -549,18 +731,18 @@ def to_rgb8(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def read_mask(path: Path | str, shape: tuple[int, int], max_pixels: int = 200_000_000) -> np.ndarray:
+def read_mask(path: Path | str, shape: tuple[int, int], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """A user mask file (any readable format, EXIF orientation applied) -> (H, W) bool,
     nonzero = fill. Raises ``ImageError`` when unreadable or not of ``shape`` (H, W)."""
     path = Path(path)
     Image.MAX_IMAGE_PIXELS = int(max_pixels)
     try:
-        with Image.open(path) as im:
+        with open(path, "rb") as fp, open_image(fp) as im:
             w, h = im.size
             if w * h > max_pixels:
                 raise ImageError(f"user mask {w}x{h} exceeds the pixel limit")
             exif = im.getexif()
-            orientation = int(exif.get(ORIENTATION_TAG, 1) or 1)
+            orientation = 1 if pillow_made_upright(im) else int(exif.get(ORIENTATION_TAG, 1) or 1)
             if im.mode in ("P", "PA"):
                 im2 = im.convert("RGBA" if "transparency" in im.info else "RGB")
             elif im.mode == "1":

@@ -230,6 +230,16 @@ def list_inputs(input_dir: Path, exclude: Sequence[Path] = ()) -> list[tuple[str
     return found
 
 
+def mark_mask_collisions(tasks: list[tuple[str, Path, Optional[str]]]) -> list[tuple[str, Path, Optional[str]]]:
+    """``list_inputs``' tasks with an error on every input whose output path is where another
+    input's mask goes (``INPUT/masks/a.jpg.png`` beside ``INPUT/a.jpg``: typically a mask folder
+    kept inside INPUT): writing both would let one overwrite the other."""
+    mask_paths = {f"{MASKS_DIRNAME}/{aio.mask_name(rel)}" for rel, _, _ in tasks}
+    why = (f"its output would be written where another input's mask goes (OUT/{MASKS_DIRNAME}/...); "
+           "move mask folders out of the input folder, or pass them with --masks")
+    return [(rel, path, err or (why if rel in mask_paths else None)) for rel, path, err in tasks]
+
+
 def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
     """Last record per ``input`` of a manifest (none if it does not exist); malformed lines, such
     as a write cut by a kill, are skipped by the one manifest reader, ``report.records``."""
@@ -382,11 +392,16 @@ def restore_folder(
         except FileNotFoundError as exc:
             raise UsageError(f"--detector learned: {exc}") from exc
 
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out)
     manifest_path = out / MANIFEST_NAME
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with open(manifest_path, "ab"):  # the run appends to it: fail now, in one line, if it cannot
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write to the output folder {out}: {exc.strerror or _one_line(exc)}") from exc
+    remove_stale_temps(out)
     previous = {} if force else read_manifest(manifest_path)
-    tasks = list_inputs(inp, exclude=[mdir] if mdir is not None else [])
+    tasks = mark_mask_collisions(list_inputs(inp, exclude=[mdir] if mdir is not None else []))
     user_masks = UserMasks(mdir, [rel for rel, _, _ in tasks]) if mdir is not None else None
     summary = Summary(input_dir=inp, out_dir=out, manifest=manifest_path, total=len(tasks))
     if user_masks is not None:
@@ -647,13 +662,18 @@ def restore_folder(
                     if rec["output_sha256"] != rec["input_sha256"]:
                         raise RuntimeError("input changed while it was being copied")
                 else:
+                    mrel = f"{MASKS_DIRNAME}/{aio.mask_name(job.rel)}"
+                    aio.check_name_length(mrel)  # before anything is written
                     if runtime.grain > 0:  # seeded by the input's hash: a rerun writes the same file
                         seed = int((rec.get("input_sha256") or "0")[:16], 16)
                         job.scan.pixels = add_grain(job.scan.pixels, job.mask, seed=seed,  # type: ignore[union-attr]
                                                     strength=runtime.grain)
                     aio.write_image(dest, job.scan.pixels, job.scan, runtime.jpeg_quality)  # type: ignore[union-attr]
-                    mrel = f"{MASKS_DIRNAME}/{aio.mask_name(job.rel)}"
-                    aio.write_mask(out / mrel, job.mask)  # type: ignore[arg-type]
+                    try:
+                        aio.write_mask(out / mrel, job.mask)  # type: ignore[arg-type]
+                    except BaseException:
+                        dest.unlink(missing_ok=True)  # no output without its mask (the record says failed)
+                        raise
                     rec["mask"] = mrel
                     rec["output_sha256"] = aio.sha256_file(dest)
                 rec["output"] = job.rel

@@ -255,3 +255,125 @@ def test_16bit_colour_png_orientation_applied_once(tmp_path):
     aio.write_image(tmp_path / "o.png", scan.pixels, scan)
     back = aio.read_scan(tmp_path / "o.png")
     assert back.orientation == 1 and (back.pixels == scan.pixels).all()
+
+
+def _tiff_modes(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"L": rng.integers(0, 256, (30, 50), dtype=np.uint8),
+            "I;16": rng.integers(0, 65536, (30, 50), dtype=np.uint16),
+            "RGB": rng.integers(0, 256, (30, 50, 3), dtype=np.uint8),
+            "RGBA": rng.integers(0, 256, (30, 50, 4), dtype=np.uint8)}
+
+
+@pytest.mark.parametrize("compression", ["raw", "tiff_lzw"])
+def test_tiff_orientation_every_mode(tmp_path, compression):
+    """Every TIFF mode and orientation reads upright. (Pillow 13 scrambles uncompressed grey,
+    16-bit grey and RGBA TIFFs with orientations 5-8 when it is given a file name.)"""
+    for orientation in range(1, 9):
+        for mode, stored in _tiff_modes(orientation).items():
+            p = tmp_path / f"o{orientation}_{mode.replace(';', '')}.tif"
+            Image.fromarray(stored).save(p, compression=compression, exif=exif_bytes(orientation))
+            want = aio.apply_orientation(stored if stored.ndim == 3 else stored[..., None], orientation)
+            got = aio.read_scan(p).pixels
+            assert got.shape == want.shape and np.array_equal(got, want), (mode, orientation)
+
+
+def test_tiff_user_mask_orientation_applied_once(tmp_path):
+    stored = np.zeros((30, 50), np.uint8)
+    stored[2:6, 3:20] = 255
+    p = tmp_path / "m.tif"
+    Image.fromarray(stored).save(p, exif=exif_bytes(3))  # 180 degrees: same shape, so only the pixels tell
+    assert np.array_equal(aio.read_mask(p, (30, 50)), aio.apply_orientation(stored[..., None], 3)[..., 0] > 0)
+
+
+def _with_sub_ifds(data: bytes) -> bytes:
+    """A little-endian TIFF with an EXIF sub-IFD (DateTimeOriginal) and a GPS sub-IFD
+    (GPSLatitudeRef) added by hand (independent of the code under test)."""
+    import struct
+
+    b = bytearray(data)
+    first = struct.unpack_from("<I", b, 4)[0]
+    n = struct.unpack_from("<H", b, first)[0]
+    entries = [bytes(b[first + 2 + 12 * i: first + 14 + 12 * i]) for i in range(n)]
+    b += b"\0" * (len(b) & 1)
+    dto_at = len(b)
+    b += b"1921:06:01 12:00:00\0"
+    exif_at = len(b)
+    b += struct.pack("<H", 1) + struct.pack("<HHII", 0x9003, 2, 20, dto_at) + struct.pack("<I", 0)
+    gps_at = len(b)
+    b += struct.pack("<H", 1) + struct.pack("<HHI4s", 1, 2, 2, b"N\0\0\0") + struct.pack("<I", 0)
+    entries += [struct.pack("<HHII", 0x8769, 4, 1, exif_at), struct.pack("<HHII", 0x8825, 4, 1, gps_at)]
+    entries.sort(key=lambda e: struct.unpack_from("<H", e)[0])
+    at = len(b)
+    b += struct.pack("<H", len(entries)) + b"".join(entries) + struct.pack("<I", 0)
+    struct.pack_into("<I", b, 4, at)
+    return bytes(b)
+
+
+@pytest.mark.parametrize("compression", ["raw", "tiff_lzw", "tiff_adobe_deflate", "packbits"])
+def test_tiff_keeps_exif_gps_and_descriptive_tags_in_any_compression(tmp_path, compression):
+    """Scanner TIFFs are often compressed and carry an EXIF sub-IFD; libtiff (which Pillow
+    uses for compressed TIFFs) cannot write one. Output: same compression, pixels, EXIF, GPS,
+    XMP and document name."""
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
+    for mode, stored in _tiff_modes(1).items():
+        ex = Image.Exif()
+        ex[0x010D], ex[700], ex[0x0112] = "Box 3", xmp, 6
+        src, dst = tmp_path / f"s_{mode.replace(';', '')}.tif", tmp_path / f"d_{mode.replace(';', '')}.tif"
+        Image.fromarray(stored).save(src, compression=compression, exif=ex.tobytes(), dpi=(600, 600))
+        src.write_bytes(_with_sub_ifds(src.read_bytes()))
+        scan = aio.read_scan(src)
+        aio.write_image(dst, scan.pixels, scan)
+        with Image.open(dst) as im:
+            e = im.getexif()
+            assert im.info["compression"] == compression and im.info["dpi"] == (600, 600)
+            assert e.get_ifd(0x8769)[0x9003] == "1921:06:01 12:00:00" and e.get_ifd(0x8825)[1] == "N"
+            assert e[0x010D] == "Box 3" and e[700] == xmp and e[0x0112] == 1
+        assert np.array_equal(aio.read_scan(dst).pixels, scan.pixels)
+        assert cv2.imread(str(dst), cv2.IMREAD_UNCHANGED) is not None
+
+
+def test_text_metadata_carried_jpeg_png_webp(tmp_path):
+    """Archives keep captions in JPEG comments, XMP and IPTC (APP13), and PNG text chunks."""
+    import struct
+
+    from PIL.PngImagePlugin import PngInfo
+
+    rgb = smooth_rgb(40, 60)
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><dc:title>Harbour 1921</dc:title></rdf:RDF></x:xmpmeta>'
+    iptc = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00\x00\x00\x00\x0f\x1c\x02\x78\x00\x0aA caption."
+    Image.fromarray(rgb).save(tmp_path / "a.jpg", quality=90, comment=b"Box 3, folder 2", xmp=xmp,
+                              extra=b"\xff\xed" + struct.pack(">H", len(iptc) + 2) + iptc)
+    info = PngInfo()
+    info.add_text("Title", "Harbour")
+    info.add_text("Description", "a long caption " * 40, zip=True)
+    info.add_itxt("Author", "Zoë", "de", "Autor")
+    info.add_itxt("XML:com.adobe.xmp", xmp.decode())
+    Image.fromarray(rgb).save(tmp_path / "a.png", pnginfo=info)
+    cv2.imwrite(str(tmp_path / "b16.png"), rgb[..., ::-1].astype(np.uint16) * 257)
+    raw = (tmp_path / "b16.png").read_bytes()
+    (tmp_path / "b16.png").write_bytes(raw[:33] + aio._png_chunk(b"tEXt", b"Title\x00Sixteen") + raw[33:])
+    Image.fromarray(rgb).save(tmp_path / "a.webp", lossless=True, xmp=xmp)
+    for name in ("a.jpg", "a.png", "b16.png", "a.webp"):
+        scan = aio.read_scan(tmp_path / name)
+        aio.write_image(tmp_path / f"out_{name}", scan.pixels, scan)
+    with Image.open(tmp_path / "out_a.jpg") as im:
+        assert im.info["comment"] == b"Box 3, folder 2" and im.info["xmp"] == xmp
+        assert [d for m, d in im.applist if m == "APP13"] == [iptc]
+    with Image.open(tmp_path / "out_a.png") as im:
+        assert im.text == {"Title": "Harbour", "Description": "a long caption " * 40, "Author": "Zoë",
+                           "XML:com.adobe.xmp": xmp.decode()}
+    with Image.open(tmp_path / "out_b16.png") as im:
+        assert im.text == {"Title": "Sixteen"}
+    assert aio.read_scan(tmp_path / "out_b16.png").mode == "RGB;16"
+    with Image.open(tmp_path / "out_a.webp") as im:
+        assert im.info["xmp"] in (xmp, xmp.decode())
+
+
+def test_bomb_message_names_our_limit(tmp_path):
+    p = tmp_path / "big.png"
+    Image.fromarray(np.zeros((300, 400), np.uint8)).save(p)
+    with pytest.raises(aio.ImageError, match="120000 pixels exceeds the limit of 50000"):
+        aio.read_scan(p, max_pixels=50_000)
+    with pytest.raises(aio.ImageError, match="exceeds the limit of 100000$"):
+        aio.read_scan(p, max_pixels=100_000)  # between our limit and Pillow's (twice it)

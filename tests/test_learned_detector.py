@@ -726,3 +726,12 @@ def test_net_cli_prints_usage_instead_of_running_into_an_option_named_folder(arg
         net.main(argv)
     assert "learned damage detector" in str(exc.value)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("sensitivity", ["medium", "high"])
+def test_a_one_pixel_scan_gives_an_empty_mask(sensitivity):
+    """cv2.compare takes a 1x1 map for a scalar and refused it; a 1x1 scan is just clean."""
+    from archive_restore import masks
+
+    r = masks.detect(np.full((1, 1, 3), 128, np.uint8), MaskConfig(sensitivity=sensitivity))
+    assert r.mask.shape == (1, 1) and not r.mask.any() and set(r.kind_pixels.values()) == {0}

@@ -585,3 +585,79 @@ def test_cli_says_when_a_folder_holds_no_scans(tmp_path):
                                    "--model", str(write_tiny_onnx(tmp_path)), "--no-report"])
     assert res.exit_code == 0, res.output
     assert "warning: no scans found under" in res.output and ".tiff" in res.output
+
+
+def _flag_a_band(monkeypatch):
+    def fake_detect(image, cfg):
+        m = np.zeros(image.shape[:2], bool)
+        m[10:14, 5:40] = True
+        return MaskResult(mask=m, kind_pixels={"scratches": int(m.sum())})
+
+    monkeypatch.setattr("archive_restore.masks.detect", fake_detect)
+
+
+def test_long_names_get_temp_files_and_one_too_long_for_its_mask_fails_cleanly(tmp_path, monkeypatch):
+    """A 250-byte name is restored (its temp names are cut to fit); a 253-byte one fits the
+    file system but its mask's name (+ ".png") would not: it fails with a clear error before
+    anything is written, so no output is left without its mask."""
+    _flag_a_band(monkeypatch)
+    inp, out = tmp_path / "scans", tmp_path / "out"
+    inp.mkdir()
+    ok, long = "k" * 246 + ".png", "m" * 249 + ".png"  # 250 and 253 bytes
+    for name in (ok, long):
+        Image.fromarray(photo(40, 60)).save(inp / name)
+    assert len(aio.temp_path_for(out / long).name.encode()) <= aio.NAME_MAX
+    s = pipeline.restore_folder(inp, out, auto_mask=True, session=FakeSession(), handle_sigint=False)
+    recs = last_records(out)
+    assert (s.counts["restored"], s.counts["failed"]) == (1, 1)
+    assert (out / ok).is_file() and (out / recs[ok]["mask"]).is_file()
+    assert "file name too long" in recs[long]["error"] and not (out / long).exists()
+    assert not [p for p in out.rglob("*") if aio.TEMP_MARK in p.name]
+
+
+def test_an_output_that_cannot_be_kept_without_its_mask_is_removed(tmp_path, monkeypatch):
+    _flag_a_band(monkeypatch)
+    inp, out = tmp_path / "scans", tmp_path / "out"
+    inp.mkdir()
+    Image.fromarray(photo(40, 60)).save(inp / "a.png")
+
+    def no_room(path, mask):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(aio, "write_mask", no_room)
+    s = pipeline.restore_folder(inp, out, auto_mask=True, session=FakeSession(), handle_sigint=False)
+    rec = last_records(out)["a.png"]
+    assert s.counts["failed"] == 1 and "No space left" in rec["error"] and rec["output"] is None
+    assert not (out / "a.png").exists()
+
+
+def test_an_input_where_a_mask_goes_fails_instead_of_overwriting_it(tmp_path, monkeypatch):
+    """A mask folder kept inside INPUT (INPUT/masks/a.jpg.png beside INPUT/a.jpg) would be
+    restored to OUT/masks/a.jpg.png, where a.jpg's mask is written: it fails, the mask stays."""
+    _flag_a_band(monkeypatch)
+    inp, out = tmp_path / "scans", tmp_path / "out"
+    (inp / "masks").mkdir(parents=True)
+    Image.fromarray(photo(40, 60)).save(inp / "a.jpg")
+    Image.fromarray(photo(30, 50, 3)).save(inp / "masks" / "a.jpg.png")
+    Image.fromarray(photo(30, 50, 4)).save(inp / "masks" / "other.png")  # collides with nothing
+    for _ in range(2):  # a rerun changes nothing
+        s = pipeline.restore_folder(inp, out, auto_mask=True, session=FakeSession(), handle_sigint=False)
+        recs = last_records(out)
+        assert "where another input's mask goes" in recs["masks/a.jpg.png"]["error"]
+        assert recs["masks/other.png"]["status"] in ("restored", "skipped")
+        saved = np.asarray(Image.open(out / recs["a.jpg"]["mask"]))
+        assert saved.shape == (40, 60) and saved[10:14, 5:40].all() and saved.sum() == 4 * 35 * 255
+    assert s.counts["failed"] == 1
+
+
+def test_cli_output_folder_that_cannot_be_written_is_one_line_exit_2(tmp_path):
+    from archive_restore.cli import app
+
+    inp = tmp_path / "scans"
+    inp.mkdir()
+    Image.fromarray(photo(20, 30)).save(inp / "a.png")
+    (tmp_path / "afile").write_text("a file, not a folder")
+    res = CliRunner().invoke(app, ["folder", str(inp), "--auto-mask", "--out", str(tmp_path / "afile" / "sub"),
+                                   "--model", str(write_tiny_onnx(tmp_path)), "--no-report"])
+    assert res.exit_code == 2, res.output
+    assert "cannot write to the output folder" in res.output and "Traceback" not in res.output

@@ -219,3 +219,53 @@ def test_cli_report(tmp_path):
     assert "no manifest.jsonl" in res.output and len(res.output.strip().splitlines()) == 1
     with pytest.raises(ManifestError):
         render(empty)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA"])
+def test_rotated_tiff_previews_are_upright_once(tmp_path, mode):
+    """Pillow applies a TIFF's orientation itself: the preview must not turn it again (and an
+    uncompressed grey or RGBA TIFF must not come out scrambled)."""
+    from archive_restore.report.assets import _open_preview
+
+    stored = np.zeros((40, 80), np.uint8)
+    stored[:, :20] = 255  # bright left quarter as stored
+    arr = stored if mode == "L" else np.dstack([stored] * 3 + [np.full_like(stored, 255)])
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise: the bright band on top
+    Image.fromarray(arr).save(tmp_path / "r.tif", exif=exif.tobytes())
+    im = np.asarray(_open_preview(tmp_path / "r.tif", 512).convert("L")).astype(int)
+    assert im.shape == (80, 40)
+    assert im[:18].mean() > 240 and im[22:].mean() < 15
+
+
+def test_previews_keep_the_decompression_bomb_limit(tmp_path):
+    """A scan over the pixel limit (a bomb the run refused) is not decoded for its preview,
+    neither by Pillow nor by the OpenCV fallback; JPEGs count at their reduced decode scale."""
+    from archive_restore.report.assets import _open_preview
+
+    Image.fromarray(np.zeros((300, 400), np.uint8)).save(tmp_path / "big.png")
+    with pytest.raises(OSError, match="over the 50000-pixel limit"):
+        _open_preview(tmp_path / "big.png", 512, max_pixels=50_000)
+    assert _open_preview(tmp_path / "big.png", 512, max_pixels=120_000).size == (400, 300)
+    Image.fromarray(np.zeros((400, 400, 3), np.uint8)).save(tmp_path / "big.jpg")
+    assert _open_preview(tmp_path / "big.jpg", 100, max_pixels=100_000).size == (100, 100)  # decoded at 1/4
+    with pytest.raises(OSError, match="over the 50000-pixel limit"):
+        _open_preview(tmp_path / "big.jpg", 512, max_pixels=50_000)
+
+
+@pytest.mark.skipif(not __import__("shutil").which("node"), reason="needs node to run the page's script")
+def test_links_of_names_that_are_not_utf8_encode_their_raw_bytes(tmp_path):
+    """A name that is not UTF-8 reaches the page with Python's surrogate escapes; the page's link
+    must percent-encode the raw bytes (what the file system holds), not throw URIError."""
+    import json
+    import subprocess
+    import urllib.parse
+
+    js = (Path(__file__).resolve().parents[1] / "archive_restore" / "report" / "report.js").read_text()
+    start = js.index("  function encPart(s)")
+    body = js[start: js.index("\n  }\n", start) + 4]
+    names = ["bad\udcff\udcfe.png", "café <x>&#?.jpg", "emoji\U0001f600.jpg"]
+    script = body + "\nconsole.log(JSON.stringify(" + json.dumps(names) + ".map(encPart)));\n"
+    (tmp_path / "t.js").write_text(script, encoding="utf-8", errors="surrogatepass")
+    got = json.loads(subprocess.run(["node", str(tmp_path / "t.js")], capture_output=True, text=True, check=True).stdout)
+    assert got == [urllib.parse.quote(os.fsencode(n), safe="") for n in names]

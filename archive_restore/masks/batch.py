@@ -15,7 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
-from archive_restore.config import MaskConfig
+from archive_restore.config import DEFAULT_MAX_PIXELS, MaskConfig
 from archive_restore.io import IMAGE_EXTENSIONS
 
 
@@ -30,7 +30,7 @@ class MaskJob:
     error: str | None = None
 
 
-def read_rgb(path: Path, max_pixels: int = 200_000_000) -> np.ndarray:
+def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """A scan as (H, W, 3) uint8 RGB as a viewer shows it, through ``io.read_scan`` (the same
     reader, orientation handling and decompression-bomb guard as ``restore folder``)."""
     from archive_restore import io as aio

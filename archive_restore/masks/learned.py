@@ -171,13 +171,21 @@ def threshold(sensitivity: str, path: Path | str | None = None) -> dict[str, tup
     return {c: pair for c in CHANNELS}
 
 
+def above(p: np.ndarray, t: float) -> np.ndarray:
+    """(h,w) float32 probabilities -> (h,w) uint8, 255 where p > t (``cv2.compare``, which takes
+    a 1x1 map for a scalar and refuses it: that one pixel is compared by numpy)."""
+    if p.size == 1:
+        return np.where(p > t, np.uint8(255), np.uint8(0))
+    return cv2.compare(p, float(t), cv2.CMP_GT)
+
+
 def hysteresis(p: np.ndarray, seed: float, grow: float) -> np.ndarray:
     """p: (H,W) float probabilities -> (H,W) bool: the 8-connected regions of ``p > grow``
     that contain a pixel with ``p > seed``."""
     strong = p > seed
     if grow >= seed or not strong.any():
         return strong
-    n, labels = cv2.connectedComponents(cv2.compare(p, float(grow), cv2.CMP_GT), connectivity=8)
+    n, labels = cv2.connectedComponents(above(p, grow), connectivity=8)
     keep = np.zeros(n, bool)
     keep[labels[strong]] = True
     keep[0] = False
@@ -234,7 +242,7 @@ def line_seeds(p: np.ndarray, mean: float, grow: float, length: int, orients: in
     out = np.zeros(p.shape, bool)
     if not len(ys):
         return out
-    n, labels = cv2.connectedComponents(cv2.compare(p, float(grow), cv2.CMP_GT), connectivity=8)
+    n, labels = cv2.connectedComponents(above(p, grow), connectivity=8)
     offs = line_offsets(length, orients)
     keep = _line_seeded(labels, n, ys, xs, mean, offs, np.pad(p, int(np.abs(offs).max()), mode="reflect"))
     keep[0] = False
@@ -482,7 +490,7 @@ def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, 
     state: dict = {"above": None, "waiting": None}  # line rule: rows above the waiting band; (band, y0, p0, labels, n)
 
     def hyst(c: int, k: str, seed: float, grow: float, p: np.ndarray, only: bool) -> None:
-        g = cv2.compare(p[c], float(grow), cv2.CMP_GT)
+        g = above(p[c], grow)
         _, _, labels = regions[k].add(g, p[c] > seed)
         grows[k].append(labels if only else pack(g))  # a scan in one band keeps its labels: no second pass
 
@@ -506,7 +514,7 @@ def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, 
     def line_band(y0: int, p0: np.ndarray) -> None:
         if state["waiting"] is not None:
             seed_lines(p0)
-        g = cv2.compare(p0, float(rule["grow"]), cv2.CMP_GT)
+        g = above(p0, rule["grow"])
         band, n, labels = lines.add(g)
         line_grows.append(labels if len(p0) == h else pack(g))
         state["waiting"] = (band, y0, p0, labels, n)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from archive_restore import io as aio
 from archive_restore.io import AtomicFile
 
 ASSET_DIR = "report_assets"
@@ -114,43 +116,60 @@ _TRANSPOSE = {2: _T.FLIP_LEFT_RIGHT, 3: _T.ROTATE_180, 4: _T.FLIP_TOP_BOTTOM, 5:
               6: _T.ROTATE_270, 7: _T.TRANSVERSE, 8: _T.ROTATE_90}
 
 
-def _open_preview(path: Path, side: int) -> Image.Image:
+def _open_preview(path: Path, side: int, max_pixels: int = aio.DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode ``path`` to an 8-bit RGB image whose long side is <= side, as a viewer shows it
-    (EXIF orientation applied). Falls back to OpenCV for files Pillow cannot read
-    (e.g. 16-bit colour TIFF). Raises on unreadable files."""
-    try:
-        with Image.open(path) as im:
+    (EXIF orientation applied). Falls back to OpenCV for files Pillow can open but not decode
+    (e.g. 16-bit colour TIFF). Raises on unreadable files, and on files with more than
+    ``max_pixels`` pixels to decode (the run's decompression-bomb limit: a scan the run refused
+    is not decoded for its preview either; a JPEG counts at the reduced scale it is decoded at)."""
+    with open(path, "rb") as fp:
+        Image.MAX_IMAGE_PIXELS = int(max_pixels)  # as io.read_scan sets it; the exact check is below
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im = aio.open_image(fp)
+        except Image.DecompressionBombError as exc:  # Pillow's own guard: twice the limit
+            raise OSError(f"over the {max_pixels}-pixel limit: no preview decoded") from exc
+        with im:
             im.draft("RGB", (side, side))  # JPEG: decode at reduced scale, much faster
-            orientation = im.getexif().get(0x0112, 1)
-            im = _to_rgb8(im)
-        im = _shrink(im, side)
-        if orientation in _TRANSPOSE:
-            im = im.transpose(_TRANSPOSE[orientation])
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        import cv2
-
-        arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if arr is None:
-            raise OSError(f"cannot decode: {exc}") from exc
-        if arr.dtype == np.uint16:
-            arr = (arr >> 8).astype(np.uint8)
-        elif arr.dtype != np.uint8:
-            arr = np.clip(arr, 0, 255).astype(np.uint8)
-        if arr.ndim == 3 and arr.shape[2] == 4:
-            arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB)
-        elif arr.ndim == 3:
-            arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
-        im = _shrink(Image.fromarray(arr).convert("RGB"), side)
+            w, h = im.size
+            if w * h > max_pixels:
+                raise OSError(f"{w}x{h} is over the {max_pixels}-pixel limit: no preview decoded")
+            orientation = 1 if aio.pillow_made_upright(im) else im.getexif().get(0x0112, 1)
+            try:
+                im = _to_rgb8(im)
+            except (OSError, ValueError, SyntaxError) as exc:
+                return _open_preview_cv2(path, side, exc)
+    im = _shrink(im, side)
+    if orientation in _TRANSPOSE:
+        im = im.transpose(_TRANSPOSE[orientation])
     return im
+
+
+def _open_preview_cv2(path: Path, side: int, why: BaseException) -> Image.Image:
+    """OpenCV's decode of a file whose header Pillow read (size checked) but whose pixels it
+    could not decode; OpenCV applies a TIFF's orientation itself."""
+    import cv2
+
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise OSError(f"cannot decode: {why}") from why
+    if arr.dtype == np.uint16:
+        arr = (arr >> 8).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB)
+    elif arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    return _shrink(Image.fromarray(arr).convert("RGB"), side)
 
 
 def _mask_overlays(path: Path, sizes: list[tuple[int, int]]) -> list[Image.Image]:
     """Mask file -> one RGBA overlay per size: MASK_RGB with MASK_ALPHA wherever any source
     pixel under a preview pixel is masked (area-averaged, so 1-px scratches survive).
     The file is decoded once; sizes should be given largest first."""
-    with Image.open(path) as im:
+    with open(path, "rb") as fp, aio.open_image(fp) as im:
         if im.mode in ("I;16", "I;16L", "I;16B", "I", "F"):
             m = Image.fromarray((np.asarray(im) > 0).astype(np.uint8) * 255, "L")
         else:

@@ -38,7 +38,24 @@
     }
     return o;
   }
-  function enc(path) { return String(path).split("/").map(encodeURIComponent).join("/"); }
+  function encPart(s) {
+    // encodeURIComponent, except that it throws on lone surrogates, which a file name that is
+    // not UTF-8 brings (Python's surrogateescape: U+DC80..U+DCFF stands for the raw byte 0x80..0xFF,
+    // so it becomes that byte's %XX and the link finds the file).
+    var out = "";
+    for (var i = 0; i < s.length; i++) {
+      var c = s.charCodeAt(i);
+      if (c >= 0xD800 && c <= 0xDBFF && i + 1 < s.length) {
+        var d = s.charCodeAt(i + 1);
+        if (d >= 0xDC00 && d <= 0xDFFF) { out += encodeURIComponent(s.substr(i, 2)); i++; continue; }
+      }
+      if (c >= 0xDC80 && c <= 0xDCFF) out += "%" + (c - 0xDC00).toString(16).toUpperCase();
+      else if (c >= 0xD800 && c <= 0xDFFF) out += "%EF%BF%BD";
+      else out += encodeURIComponent(s.charAt(i));
+    }
+    return out;
+  }
+  function enc(path) { return String(path).split("/").map(encPart).join("/"); }
   function rawField(it, k) { return hasOwn.call(it.xs, k) ? D.shared[it.xs[k]] : it.x[k]; }
   function links(it) {
     // Python vetted the paths (relative, no ".."); flags say which are offered.
@@ -286,7 +303,7 @@
     $("divider").hidden = !bsrc && !asrc;
     fitView();
     renderSide(it);
-    try { history.replaceState(null, "", "#" + encodeURIComponent(it.n)); } catch (e) { /* some file:// setups refuse */ }
+    try { history.replaceState(null, "", "#" + encPart(String(it.n))); } catch (e) { /* some file:// setups refuse */ }
     // warm the cache for the neighbours
     [V.pos - 1, V.pos + 1].forEach(function (p) {
       if (p < 0 || p >= V.list.length) return;
