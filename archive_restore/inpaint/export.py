@@ -52,6 +52,14 @@ FP16_BOUND = 2e-2
 # the truth; 35 dB keeps quantisation error well below the fill's own error, while a broken
 # calibration (ranges off by a large factor) lands far below it.
 INT8_MIN_PSNR = 35.0
+# int8 weights are quantised to 7 bits (reduce_range). x86 CPUs without VNNI (AVX2 only, e.g.
+# many AMD EPYC and older Intel servers) multiply uint8 activations by int8 weights with
+# vpmaddubsw, which adds each pair of products into a saturating int16: full 8-bit weights
+# overflow it (255 * 127 * 2 > 32767) and the output goes wrong (session 24: the 8-bit
+# generator graph fell to 22 dB against PyTorch on hole-heavy crops, and the detector missed a
+# blotch's centre). 7-bit weights cannot overflow (255 * 64 * 2 < 32767), and the results are
+# the same on every CPU; the detector's graph (masks.net._quantize) is made the same way.
+INT8_WEIGHTS = "int8 per channel, 7-bit range (reduce_range)"
 CALIB_SIZE = 192
 CALIB_KINDS = ("scratches", "cracks", "dust", "text", "blotches", "random_square")
 
@@ -206,7 +214,8 @@ def _unquantize_inputs(proto: Any, keep_float: list[str]) -> None:
 
 
 def _quantize_int8(fp32: Path, dst: Path, calib: list[dict[str, np.ndarray]]) -> list[str]:
-    """Static QDQ int8 quantisation of ``fp32`` into ``dst``; returns the nodes left in float."""
+    """Static QDQ int8 quantisation of ``fp32`` into ``dst`` (weights in 7 bits: ``INT8_WEIGHTS``);
+    returns the nodes left in float."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -232,6 +241,7 @@ def _quantize_int8(fp32: Path, dst: Path, calib: list[dict[str, np.ndarray]]) ->
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # the calibrator prints
             warnings.simplefilter("ignore")
             quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            reduce_range=True,  # see INT8_WEIGHTS
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.Percentile, nodes_to_exclude=keep_float)
         proto = onnx.load(str(dst), load_external_data=False)
@@ -398,7 +408,7 @@ def _int8_from(tmp: Path, ref_model: torch.nn.Module, calib: list[dict[str, np.n
         q.unlink(missing_ok=True)
     return {"check": "masked PSNR vs PyTorch fp32 on held-out damaged crops", "min_psnr_db": min(scores),
             "mean_psnr_db": float(np.mean(scores)), "bound_db": min_psnr, "cases": len(held),
-            "calibration_cases": len(calib), "calibration": "percentile, QDQ, per-channel int8 weights, uint8 activations",
+            "calibration_cases": len(calib), "calibration": f"percentile, QDQ, {INT8_WEIGHTS} weights, uint8 activations",
             "float_nodes": keep_float}
 
 
