@@ -203,11 +203,12 @@ def folder_cmd(
 @app.command("export-onnx")
 def export_onnx_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Generator checkpoint (.pth) written by `restore train`.")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="ONNX file to write [default: export/<checkpoint stem>.onnx].")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="ONNX file to write \\[default: export/<checkpoint stem>.onnx, <stem>_int8.onnx or <stem>_fp16.onnx]; an existing file is replaced only with --force.")] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="Store weights and compute in float16 (GPU use; looser parity bound).")] = False,
     opset: Annotated[int, typer.Option("--opset", min=13, max=23, help="ONNX opset version.")] = 17,
     int8: Annotated[bool, typer.Option("--int8", help="Quantise to int8 for the CPU (about twice as fast there); needs --calib.")] = False,
     calib: Annotated[Optional[Path], typer.Option("--calib", exists=True, file_okay=False, help="With --int8: clean photos (192 px or larger) whose damaged crops set the activation ranges and check the result, e.g. sample_archive.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing ONNX file (and its sidecar) at the output path.")] = False,
 ) -> None:
     """Export a checkpoint to one self-contained, verified ONNX graph plus a JSON sidecar.
 
@@ -224,11 +225,24 @@ def export_onnx_cmd(
     from archive_restore.inpaint.checkpoint import CheckpointError
     from archive_restore.inpaint.export import ExportError, export_checkpoint
 
-    out_path = out if out is not None else Path("export") / f"{checkpoint.stem}.onnx"
+    if int8 and fp16:
+        fail("--int8 and --fp16 exclude each other", 2)
+    if int8 and calib is None:
+        fail("--int8 needs --calib DIR (photos whose damaged crops calibrate and check it)", 2)
+    if calib is not None and not int8:
+        fail("--calib is used only with --int8", 2)
+    suffix = "_int8" if int8 else "_fp16" if fp16 else ""
+    out_path = out if out is not None else Path("export") / f"{checkpoint.stem}{suffix}.onnx"
+    if out_path.is_dir():
+        fail(f"--out {out_path} is a folder; give the .onnx file to write", 2)
+    if out_path.exists() and not force:
+        fail(f"{out_path} exists; add --force to replace it (and its sidecar)", 2)
     try:
         result = export_checkpoint(checkpoint, out_path, fp16=fp16, opset=opset, int8=int8, calib_dir=calib)
     except (CheckpointError, ExportError) as exc:
         fail(str(exc))
+    except OSError as exc:  # e.g. no photos under --calib, an unwritable --out
+        fail(f"{type(exc).__name__}: {exc}")
     table = Table(title=f"exported {result.onnx_path}")
     table.add_column("field")
     table.add_column("value")
@@ -260,7 +274,7 @@ def train_cmd(
     adv_start: Annotated[int, typer.Option("--adv-start", min=0, help="Step at which the adversarial loss starts.")] = 1000,
     w_adv: Annotated[float, typer.Option("--w-adv", min=0.0, help="Weight of the adversarial (hinge) loss; 0 turns the discriminator off.")] = 0.02,
     w_tex: Annotated[float, typer.Option("--w-tex", min=0.0, help="Weight of the texture loss (local high-frequency amplitude of the fill vs the original; aims at texture ratio 1).")] = 0.0,
-    no_bf16: Annotated[bool, typer.Option("--no-bf16", help="CPU: train in float32 instead of bf16 autocast.")] = False,
+    no_bf16: Annotated[bool, typer.Option("--no-bf16", help="CPU: train in float32 even where the CPU computes bf16 natively (AVX512_BF16, AMX, Arm BF16; bf16 autocast is used only there: PyTorch emulates it elsewhere, many times slower).")] = False,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", exists=True, dir_okay=False, help="Start a new run from another run's last.pth (G and D weights; fresh optimisers), e.g. to fine-tune at a lower --lr, or from a generator checkpoint such as models/gunet_v3.pth (G only; D starts fresh).")] = None,
     max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", min=0.1, help="Stop and save after this much wall time (leased machines); continue later with --resume.")] = None,
 ) -> None:
@@ -290,8 +304,10 @@ def train_cmd(
         fail(f"--lr-decay must be none or cosine, not {lr_decay!r}", 2)
     try:
         trainer = Trainer(data_dir, out, model_cfg, cfg, device=device, resume=resume, val_dir=val_dir, init_from=init_from)
-    except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
+    except (CheckpointError, RuntimeError, OSError) as exc:
         fail(str(exc))
+    except ValueError as exc:  # bad --device, --init-from with --resume: usage
+        fail(str(exc), 2)
     typer.echo(f"training {trainer.model_cfg.arch} on {trainer.dev} from step {trainer.step} to {trainer.cfg.steps}", err=True)
     columns = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
     with Progress(*columns, transient=False) as progress:
@@ -312,13 +328,17 @@ def train_cmd(
         try:
             result = trainer.run(on_step=on_step, max_seconds=None if max_minutes is None else max_minutes * 60)
         except KeyboardInterrupt:
-            fail(f"interrupted at step {trainer.step}; saved {out / 'last.pth'} (resume with --resume)", 130)
+            if (out / "last.pth").is_file():
+                fail(f"interrupted at step {trainer.step}; saved {out / 'last.pth'} (resume with --resume)", 130)
+            fail(f"interrupted at step {trainer.step}, before the first checkpoint: nothing saved, start again", 130)
+        except (RuntimeError, OSError) as exc:  # e.g. a folder of unreadable photos, a full disk
+            fail(f"training stopped at step {trainer.step}: {exc}")
     typer.echo(f"done: step {result['step']}, generator at {out / 'generator.pth'}")
 @app.command("masks")
 def masks_cmd(
     input_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, help="Folder of scans (searched recursively).")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Mask folder [default: <INPUT_DIR>_masks beside the input].")] = None,
-    mask_sensitivity: Annotated[str, typer.Option("--mask-sensitivity", help=SENS_HELP)] = "medium",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Mask folder \\[default: <INPUT_DIR>_masks beside the input].")] = None,
+    mask_sensitivity: Annotated[_Sensitivity, typer.Option("--mask-sensitivity", help=SENS_HELP)] = _Sensitivity.medium,
     detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.learned,
     detector_graph: Annotated[Optional[Path], typer.Option("--detector-graph", exists=True, dir_okay=False, help=GRAPH_HELP)] = None,
 ) -> None:
@@ -331,15 +351,13 @@ def masks_cmd(
     from archive_restore.config import MaskConfig
     from archive_restore.masks.batch import write_masks
 
-    if mask_sensitivity not in ("low", "medium", "high"):
-        fail(f"--mask-sensitivity must be low, medium or high, not {mask_sensitivity!r}")
     src = input_dir.resolve()
     dst = (out if out is not None else src.parent / f"{src.name}_masks").resolve()
     if dst == src or src in dst.parents:
-        fail(f"--out {dst} is inside the input folder {src}; choose a folder outside it")
+        fail(f"--out {dst} is inside the input folder {src}; choose a folder outside it", 2)
     console = Console(stderr=True)
     failed = done = 0
-    cfg = MaskConfig(sensitivity=mask_sensitivity, detector=detector.value, detector_graph=_detector_graph(detector, detector_graph))
+    cfg = MaskConfig(sensitivity=mask_sensitivity.value, detector=detector.value, detector_graph=_detector_graph(detector, detector_graph))
     for job in write_masks(src, dst, cfg):
         if job.error:
             failed += 1
@@ -358,9 +376,9 @@ def evaluate_cmd(
     out: Annotated[Path, typer.Option("--out", help="Folder for evaluation.json.")] = Path("evaluation"),
     kinds: Annotated[Optional[list[str]], typer.Option("--kinds", help="scratches, cracks, dust, text, blotches or centre_square (restoration only); repeat; default all.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N photos.")] = None,
-    model: Annotated[Optional[Path], typer.Option("--model", help="ONNX model [default: the shipped model as the CPU runs it, export/gunet_v3_int8.onnx; --model export/gunet_v3.onnx measures fp32].")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="ONNX model \\[default: the shipped model as the CPU runs it, export/gunet_v3_int8.onnx; --model export/gunet_v3.onnx measures fp32].")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic damage.")] = 0,
-    mask_sensitivity: Annotated[str, typer.Option("--mask-sensitivity", help=SENS_HELP)] = "medium",
+    mask_sensitivity: Annotated[_Sensitivity, typer.Option("--mask-sensitivity", help=SENS_HELP)] = _Sensitivity.medium,
     detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.learned,
     detector_graph: Annotated[Optional[Path], typer.Option("--detector-graph", exists=True, dir_okay=False, help=GRAPH_HELP)] = None,
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Write a contact sheet PNG (damaged | GT mask, red = false alarm | TELEA | model | original).")] = None,
@@ -383,27 +401,32 @@ def evaluate_cmd(
     chosen = tuple(kinds) if kinds else allowed
     bad = [k for k in chosen if k not in allowed]
     if bad:
-        fail(f"unknown kinds {bad}; choose from {list(allowed)}")
-    if mask_sensitivity not in ("low", "medium", "high"):
-        fail(f"--mask-sensitivity must be low, medium or high, not {mask_sensitivity!r}")
-    mask_cfg = MaskConfig(sensitivity=mask_sensitivity, detector=detector.value, detector_graph=_detector_graph(detector, detector_graph))
+        fail(f"unknown kinds {bad}; choose from {list(allowed)}", 2)
+    mask_cfg = MaskConfig(sensitivity=mask_sensitivity.value, detector=detector.value, detector_graph=_detector_graph(detector, detector_graph))
     files = list_images(clean_dir)[: limit or None]
     if not files:
         fail(f"no images in {clean_dir}")
-    images = []
+    if model is not None and not model.is_file():
+        fail(f"--model {model}: no such file", 2)
+    images, unreadable = [], 0
     for f in files:
         try:
             images.append((f.name, read_rgb(f)))
         except Exception as exc:
+            unreadable += 1
             typer.echo(f"error: {f}: {type(exc).__name__}: {exc}", err=True)
+    if not images:
+        fail(f"none of the {len(files)} images in {clean_dir} could be read")
     sess, why = load_model(str(model) if model else None, pyramid=pyramid)
     console = Console()
     if sess is None:
+        if model is not None:  # asked for by name: no silent baseline-only run
+            fail(f"cannot load --model {model}: {why}")
         console.print(f"model column unavailable: {why}")
     report, rows = run_evaluation(images, chosen, mask_cfg, sess, seed, 3 if sheet else 0, grain)
     report["model"] = {"id": getattr(sess, "model_id", None), "provider": getattr(sess, "provider", None), "unavailable": why,
                        "pyramid": sess.pyramid if sess is not None else None}
-    t = Table(title=f"detection ({len(images)} photos, {detector.value} detector, {mask_sensitivity}, 2 px tolerance)")
+    t = Table(title=f"detection ({len(images)} photos, {detector.value} detector, {mask_sensitivity.value}, 2 px tolerance)")
     for col in ("kind", "precision", "recall", "F1", "IoU", "e2e PSNR", "damaged PSNR"):
         t.add_column(col)
     f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
@@ -436,6 +459,8 @@ def evaluate_cmd(
         sheet.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.concatenate(rows, 0)).save(sheet)
         console.print(f"wrote {sheet}")
+    if unreadable:
+        fail(f"{unreadable} of {len(files)} images could not be read (left out of the figures above)")
 
 
 @app.command("report")

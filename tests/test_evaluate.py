@@ -93,15 +93,26 @@ def test_cli_masks_and_evaluate(tmp_path):
         m = np.asarray(Image.open(tmp_path / "m" / rel))
         assert m.shape == (h, 80) and m.dtype == np.uint8 and set(np.unique(m)) <= {0, 255}
     res = runner.invoke(app, ["masks", str(src), "--out", str(src / "inside")])
-    assert res.exit_code != 0
+    assert res.exit_code == 2 and "inside the input folder" in res.output  # usage errors exit 2
+    res = runner.invoke(app, ["masks", str(src), "--out", str(tmp_path / "m2"), "--mask-sensitivity", "extreme"])
+    assert res.exit_code == 2
+    res = runner.invoke(app, ["evaluate", str(src), "--kinds", "smudges"])
+    assert res.exit_code == 2 and "unknown kinds" in res.output
     (src / "broken.png").unlink()
+    res = runner.invoke(app, ["evaluate", str(src), "--out", str(tmp_path / "ev"), "--kinds", "dust",
+                              "--model", str(tmp_path / "missing.onnx")])
+    assert res.exit_code == 2 and "no such file" in res.output  # a model asked for by name is never skipped
     res = runner.invoke(app, ["evaluate", str(src), "--out", str(tmp_path / "ev"), "--kinds", "dust", "--kinds", "text",
-                              "--model", str(tmp_path / "missing.onnx"), "--sheet", str(tmp_path / "s.png")])
+                              "--sheet", str(tmp_path / "s.png")])
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
     assert set(rep["kinds"]) == {"dust", "text"} and rep["images"] == 3
-    assert rep["model"]["unavailable"] and "clean_flagged" in rep
+    assert rep["model"]["id"] and not rep["model"]["unavailable"] and "clean_flagged" in rep
     assert (tmp_path / "s.png").exists()
+    (src / "broken.png").write_bytes(b"not an image")
+    res = runner.invoke(app, ["evaluate", str(src), "--out", str(tmp_path / "ev2"), "--kinds", "dust"])
+    assert res.exit_code == 1 and "1 of 4 images could not be read" in res.output  # figures written, failure said
+    assert json.loads((tmp_path / "ev2" / "evaluation.json").read_text())["images"] == 3
 
 
 def test_centre_square_is_restoration_only():

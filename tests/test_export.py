@@ -136,6 +136,11 @@ def test_cli_export_and_bad_checkpoint(tmp_path, tiny_checkpoint):
     res = runner.invoke(app, ["export-onnx", str(tiny_checkpoint), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert out.is_file() and json.loads(out.with_suffix(".json").read_text())["opset"] == 17
+    before = out.read_bytes()
+    res = runner.invoke(app, ["export-onnx", str(tiny_checkpoint), "--out", str(out), "--opset", "18"])
+    assert res.exit_code == 2 and "--force" in res.output and out.read_bytes() == before  # never replaced silently
+    res = runner.invoke(app, ["export-onnx", str(tiny_checkpoint), "--out", str(out), "--opset", "18", "--force"])
+    assert res.exit_code == 0 and json.loads(out.with_suffix(".json").read_text())["opset"] == 18
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"\x80\x02garbage")
     res = runner.invoke(app, ["export-onnx", str(bad), "--out", str(tmp_path / "x.onnx")])
@@ -237,10 +242,12 @@ def test_int8_export_refuses_a_broken_calibration(tmp_path, loud_checkpoint, cal
 def test_cli_int8_needs_calibration_photos(tmp_path, tiny_checkpoint, calib_photos):
     runner = CliRunner()
     res = runner.invoke(app, ["export-onnx", str(tiny_checkpoint), "--out", str(tmp_path / "a.onnx"), "--int8"])
-    assert res.exit_code == 1 and "--calib" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and "--calib" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["export-onnx", str(tiny_checkpoint), "--out", str(tmp_path / "b.onnx"), "--int8", "--fp16",
                               "--calib", str(calib_photos)])
-    assert res.exit_code == 1 and "one of" in res.output
+    assert res.exit_code == 2 and "exclude each other" in res.output
+    res = runner.invoke(app, ["export-onnx", str(tiny_checkpoint), "--out", str(tmp_path / "c.onnx"), "--calib", str(calib_photos)])
+    assert res.exit_code == 2 and "only with --int8" in res.output
     assert not list(tmp_path.iterdir())
 
 
@@ -316,3 +323,21 @@ def test_auto_device_falling_back_to_cpu_loads_the_cpu_default(monkeypatch):
     name = session_mod.DEFAULT_MODEL_NAME
     assert loaded == [(f"{name}.onnx", (session_mod.CUDA, session_mod.CPU)), (f"{name}_int8.onnx", (session_mod.CPU,))]
     assert sess.info.precision == "int8" and sess.provider == "CPUExecutionProvider"
+
+
+def test_shipped_int8_graphs_cannot_overflow_without_vnni():
+    """x86 CPUs without VNNI add pairs of uint8 x int8 products into a saturating int16
+    (vpmaddubsw): 8-bit weights overflow it and the fills and masks go wrong there (session 24:
+    22 dB against PyTorch on hole-heavy crops). Both shipped int8 graphs keep their weights in
+    7 bits, |w| <= 64, so 255 * 64 * 2 = 32640 fits on every CPU."""
+    import onnx
+    from onnx import numpy_helper
+
+    from archive_restore.masks.learned import default_detector_path
+    from archive_restore.runtime.session import CPU, default_model_path
+
+    for path in (default_model_path(CPU), default_detector_path()):
+        graph = onnx.load(str(path)).graph
+        weights = [numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+        assert weights, path
+        assert max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64, path

@@ -256,3 +256,16 @@ def test_widths_and_dilations_reach_the_checkpoint_and_bad_lists_are_usage_error
         res = runner.invoke(app, ["train", str(photos), "--out", str(tmp_path / "bad"), "--steps", "1", *bad])
         assert res.exit_code == 2, (bad, res.output)
         assert not (tmp_path / "bad" / "last.pth").exists()
+
+
+def test_cpu_bf16_only_where_the_cpu_has_it():
+    """bf16 autocast on a CPU without bf16 arithmetic is emulated (12x slower per step on an
+    AVX2-only EPYC): it is used only where /proc/cpuinfo lists bf16."""
+    from archive_restore.inpaint.train import cpu_has_bf16
+
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    assert not cpu_has_bf16(avx2)
+    assert cpu_has_bf16(avx2.replace("fma", "fma avx512f avx512_bf16"))
+    assert cpu_has_bf16(avx2.replace("fma", "fma amx_bf16 amx_tile"))
+    assert cpu_has_bf16("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n")  # Arm
+    assert not cpu_has_bf16("")
