@@ -262,7 +262,7 @@ def train_cmd(
     batch: Annotated[int, typer.Option("--batch", min=1, help="Crops per step.")] = 16,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Train until this step (total, also when resuming).")] = 20000,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from last.pth, exactly.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from last.pth: its weights, optimiser states, RNG, settings and --val folder (unless --val is given); --steps sets the new end.")] = False,
     sample_every: Annotated[int, typer.Option("--sample-every", min=1, help="Write samples/<step>.png every N steps.")] = 500,
     ckpt_every: Annotated[int, typer.Option("--ckpt-every", min=1, help="Checkpoint every N steps.")] = 250,
     val_dir: Annotated[Optional[Path], typer.Option("--val", exists=True, file_okay=False, help="Clean photos for validation PSNR (never trained on).")] = None,
@@ -302,12 +302,14 @@ def train_cmd(
                       w_adv=w_adv, w_tex=w_tex, bf16=not no_bf16, lr_decay=lr_decay, lr_final=lr_final)
     if lr_decay not in ("none", "cosine"):
         fail(f"--lr-decay must be none or cosine, not {lr_decay!r}", 2)
+    existed = out.exists()
     try:
         trainer = Trainer(data_dir, out, model_cfg, cfg, device=device, resume=resume, val_dir=val_dir, init_from=init_from)
-    except (CheckpointError, RuntimeError, OSError) as exc:
-        fail(str(exc))
-    except ValueError as exc:  # bad --device, --init-from with --resume: usage
-        fail(str(exc), 2)
+    except (CheckpointError, RuntimeError, OSError, ValueError) as exc:
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a run that never started leaves no empty folder behind
+        # bad --device, --init-from with --resume: usage (CheckpointError is a ValueError too)
+        fail(str(exc), 2 if type(exc) is ValueError else 1)
     typer.echo(f"training {trainer.model_cfg.arch} on {trainer.dev} from step {trainer.step} to {trainer.cfg.steps}", err=True)
     columns = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
     with Progress(*columns, transient=False) as progress:
@@ -365,6 +367,11 @@ def masks_cmd(
         else:
             done += 1
             console.print(f"{job.rel}: {job.flagged * 100:.2f}% flagged {job.kind_pixels}", highlight=False)
+    if not done and not failed:
+        from archive_restore.io import IMAGE_EXTENSIONS
+
+        typer.echo(f"warning: no scans found under {src} (looked for {' '.join(IMAGE_EXTENSIONS)} in any case, "
+                   "in all subfolders)", err=True)
     typer.echo(f"{done} masks written to {dst}" + (f", {failed} failed" if failed else ""))
     if failed:
         raise typer.Exit(1)

@@ -76,13 +76,16 @@ def test_checkpoint_resume_continues_exactly(photos, tmp_path, tiny_model_cfg):
     # an unbroken 6-step run vs a 4-step run resumed to 6: identical weights
     straight = _trainer(photos, tmp_path / "straight", tiny_model_cfg, replace(SMALL, steps=6))
     straight.run()
-    resumed = _trainer(photos, run, tiny_model_cfg, replace(SMALL, steps=6), resume=True)
+    resumed = Trainer(photos, run, tiny_model_cfg, replace(SMALL, steps=6), device="cpu", resume=True)  # no --val
     assert resumed.step == 4
     state = load_checkpoint(run / "last.pth")["extra"]["opt_g"]["state"]
     assert resumed.opt_g.state_dict()["state"][0]["step"] == state[0]["step"]
+    assert resumed.val  # --val was not given again: the run keeps validating on its own folder
     resumed.run()
     for (n, a), (_, b) in zip(straight.G.state_dict().items(), resumed.G.state_dict().items()):
         assert torch.allclose(a, b, atol=1e-6), n
+    log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if r["event"] == "val"][-1] == 6
 
 
 def test_existing_run_needs_resume(photos, tmp_path, tiny_model_cfg):

@@ -67,7 +67,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         if "Weights only load failed" in msg or "Unsupported global" in msg or "GLOBAL" in msg:
             raise CheckpointError(f"refusing {path}: it contains pickled Python objects, not only tensors") from exc
         first = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
-        raise CheckpointError(f"not a readable checkpoint (truncated or corrupt?): {path}: {first}") from exc
+        raise CheckpointError(f"not a readable checkpoint (truncated or corrupt, or not a torch file): {path} "
+                              f"({type(exc).__name__}: {first})") from exc
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"not an archive-restore checkpoint: {path} holds a {type(ckpt).__name__}")
     missing = [k for k in REQUIRED if k not in ckpt]
@@ -86,7 +87,9 @@ def load_generator(path: Path) -> tuple[nn.Module, ModelConfig, dict[str, Any]]:
         model = build_generator(cfg)
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except (ValueError, RuntimeError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise CheckpointError(f"checkpoint {path} does not match its model config: {first}") from exc
+        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+        # torch's first line is only "Error(s) in loading state_dict for X:"; the next says what
+        detail = " ".join(lines[:2])[:300] if lines else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path} does not match its model config: {detail}") from exc
     model.eval()
     return model, cfg, ckpt

@@ -102,8 +102,8 @@ class Trainer:
         and discriminator weights start this new run (fine-tuning, e.g. at a lower learning
         rate); optimiser states, step and RNG start fresh. Not combinable with ``resume``."""
         self.run_dir = Path(run_dir)
+        self.dev = resolve_device(device)  # before the run folder exists: a bad device leaves nothing
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.dev = resolve_device(device)
         self.step = 0
         last = self.run_dir / "last.pth"
         state = None
@@ -134,7 +134,8 @@ class Trainer:
                 raise ValueError("--init-from starts a new run; it cannot be combined with --resume")
             init = load_checkpoint(init_from)
             if from_dict(ModelConfig, init["model_config"]) != model_cfg:
-                raise CheckpointError(f"{init_from}: its architecture differs from --arch {model_cfg.arch}")
+                raise CheckpointError(f"{init_from}: its model config differs from this run's ({model_cfg.arch}, "
+                                      f"widths {model_cfg.widths}); give --arch/--widths/--dilations as it was trained")
             self.G.load_state_dict(init["state_dict"])
             # a generator-only checkpoint (models/*.pth) starts a fresh discriminator, as the
             # first runs introduced theirs fresh at adv_start
@@ -146,6 +147,8 @@ class Trainer:
         if state is not None:
             self.G.load_state_dict(state["state_dict"])
             ex = state.get("extra") or {}
+            if val_dir is None and ex.get("val_dir") and Path(ex["val_dir"]).is_dir():
+                val_dir = Path(ex["val_dir"])  # --resume keeps validating as the run began
             missing = [k for k in ("disc_state_dict", "opt_g", "opt_d", "torch_rng") if k not in ex]
             if missing:
                 raise CheckpointError(f"{self.run_dir / 'last.pth'} is not a training checkpoint (no {', '.join(missing)}; "
@@ -159,6 +162,7 @@ class Trainer:
             data_dir, cfg.size, cfg.mask_mix, model_cfg.prefill, model_cfg.prefill_radius, cfg.seed,
             appearance_p=cfg.appearance_p, source_balance=cfg.source_balance,
         )
+        self.val_dir = val_dir
         self.val = (
             validation_set(val_dir, cfg.val_images, cfg.size, VAL_KINDS, model_cfg.prefill, model_cfg.prefill_radius)
             if val_dir is not None
@@ -174,6 +178,7 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "val_dir": str(Path(self.val_dir).resolve()) if self.val_dir is not None else None,
         }
         ck = self.run_dir / f"ckpt_{self.step}.pth"
         save_checkpoint(ck, self.G, self.model_cfg, self.step, self.cfg, extra)
