@@ -269,3 +269,16 @@ def test_links_of_names_that_are_not_utf8_encode_their_raw_bytes(tmp_path):
     (tmp_path / "t.js").write_text(script, encoding="utf-8", errors="surrogatepass")
     got = json.loads(subprocess.run(["node", str(tmp_path / "t.js")], capture_output=True, text=True, check=True).stdout)
     assert got == [urllib.parse.quote(os.fsencode(n), safe="") for n in names]
+
+
+def test_throughput_is_per_wall_clock_hour_not_summed_image_time():
+    """restore folder works on several images at once, so their times overlap: three images of
+    4 s each that all finished within 6 s of the first start ran at 1,800 an hour, not 900."""
+    from archive_restore.report.records import summarise
+
+    recs = [{"input": f"{n}.png", "status": "restored", "timings": {"total": 4.0}, "finished_at": f"2026-12-03T10:00:0{t}Z"}
+            for n, t in (("a", 4), ("b", 5), ("c", 6))]
+    s = summarise([normalise(r) for r in recs], 0, 3)
+    assert s["wall_s"] == pytest.approx(6.0) and s["total_s"] == pytest.approx(12.0)
+    assert s["per_hour"] == pytest.approx(1800.0)
+    assert summarise([normalise({"input": "x.png", "status": "failed"})], 0, 1)["per_hour"] is None

@@ -220,3 +220,39 @@ def test_5000_entry_report_opens_fast(browser, tmp_path):
     assert page.locator("#v-placeholder").is_visible()  # files absent: placeholder, no broken images
     assert watch.problems == []
     page.close()
+
+
+def test_viewer_on_a_phone_keeps_focus_and_the_mask_choice(browser, tmp_path):
+    """At 375x667 the viewer's bar wraps and Close is on screen; while it is open, Tab never
+    reaches the grid or filters behind it; the mask choice survives an image without a mask
+    (its button is not left pressed there); a failed image's tile shows the run's error."""
+    err = "not a readable image (unknown format or corrupt header)"
+    names = ["a.jpg", "b_fails.jpg", "c.png"]
+    input_root, out_dir, _ = H.make_run(tmp_path, names, size=(400, 300), failed={"b_fails.jpg": err}, seed=5)
+    (input_root / "b_fails.jpg").write_bytes(b"not a jpeg")  # no preview either: the tile says why
+    page = browser.new_page()
+    page.set_viewport_size({"width": 375, "height": 667})
+    watch = Watch(page)
+    page.goto(render(out_dir).as_uri())
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.locator(".tile", has_text="b_fails").locator(".ph").text_content() == "failed: " + err
+    assert "masked" not in page.locator(".tile", has_text="b_fails").locator(".meta").text_content()
+    page.locator(".tile", has_text="a.jpg").click()
+    viewer = page.locator("#viewer")
+    box = page.locator("#v-close").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 375, box
+    for _ in range(25):
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.getElementById('viewer').contains(document.activeElement) || document.activeElement === document.body")
+    page.keyboard.press("m")
+    assert viewer.get_attribute("data-mask") == "on"
+    page.keyboard.press("ArrowRight")  # b_fails.jpg: no mask
+    assert page.locator("#v-name").text_content() == "b_fails.jpg"
+    assert viewer.get_attribute("data-mask") == "off" and page.locator("#v-mask").get_attribute("aria-pressed") == "false"
+    page.keyboard.press("ArrowRight")  # c.png: the overlay is back
+    assert viewer.get_attribute("data-mask") == "on"
+    page.locator("#v-close").click()
+    assert not viewer.is_visible()
+    assert page.evaluate("[...document.body.children].every(c => !c.inert)")
+    assert watch.problems == []
+    page.close()

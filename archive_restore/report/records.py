@@ -11,6 +11,7 @@ import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -190,15 +191,33 @@ def _tally(values: list[Any]) -> list[list[Any]]:
     return [[json.loads(k), n] for k, n in counts.most_common()]
 
 
+def _timestamp(v: Any) -> float | None:
+    """An ISO 8601 ``finished_at`` ("2026-12-03T10:00:00Z") as POSIX seconds, or None."""
+    if not isinstance(v, str):
+        return None
+    try:
+        return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def summarise(entries: list[Entry], bad_lines: int, total_lines: int) -> dict[str, Any]:
     """Run-level numbers for the header: counts by status, time, throughput, provider,
-    model, settings and dates. Times in seconds; throughput in images per hour of summed
-    per-image time (the pipeline is sequential, so this is the processing rate)."""
+    model, settings and dates. Times in seconds. ``restore folder`` works on several images at
+    once, so per-image times overlap: throughput is images per hour of wall-clock time
+    (``wall_s``: from the earliest start, ``finished_at`` minus the image's total time, to the
+    last ``finished_at``; a manifest that several runs appended to counts the gaps between them)."""
     counts = {s: 0 for s in STATUSES}
     for e in entries:
         counts[e.status] = counts.get(e.status, 0) + 1
     times = [e.total_s for e in entries if e.total_s is not None]
     total_s = sum(times)
+    spans = []
+    for e in entries:
+        end = _timestamp(e.raw.get("finished_at"))
+        if end is not None and e.total_s is not None:
+            spans.append((end - e.total_s, end))
+    wall_s = max(b for _, b in spans) - min(a for a, _ in spans) if spans else None
     finished = sorted(f for e in entries if (f := _str(e.raw.get("finished_at"))))
     order = {k: i for i, k in enumerate(DAMAGE_KINDS)}  # known kinds first, in schema order
     kinds = sorted({k for e in entries for k in e.kind_pixels}, key=lambda k: (order.get(k, len(order)), k))
@@ -209,7 +228,8 @@ def summarise(entries: list[Entry], bad_lines: int, total_lines: int) -> dict[st
         "total_s": total_s,
         "timed_images": len(times),
         "mean_s": total_s / len(times) if times else None,
-        "per_hour": 3600.0 * len(times) / total_s if total_s > 0 else None,
+        "wall_s": wall_s,
+        "per_hour": 3600.0 * len(spans) / wall_s if wall_s else None,
         "first_finished": finished[0] if finished else None,
         "last_finished": finished[-1] if finished else None,
         "providers": _tally([e.raw.get("provider") for e in entries if e.status != "failed"]),

@@ -90,9 +90,9 @@
     D.statuses.forEach(function (st) { card(st, num(S.counts[st] || 0), st, function () { setFilters(st, ""); }); });
     if (S.counts.unknown) card("failed", num(S.counts.unknown), "unknown status", function () { setFilters("unknown", ""); });
     card("review", num(S.needs_review), "need review", function () { setFilters("", "yes"); });
-    card("time", secs(S.total_s), "total processing time");
-    card("time", secs(S.mean_s), "per image (mean)");
-    card("time", S.per_hour === null ? "n/a" : num(Math.round(S.per_hour)), "images per hour");
+    card("time", secs(S.wall_s), "wall clock, first start to last finish");
+    card("time", secs(S.mean_s), "per image (mean; images overlap)");
+    card("time", S.per_hour === null ? "n/a" : num(Math.round(S.per_hour)), "images per hour (wall clock)");
     h.appendChild(cards);
     var dl = el("dl", "facts");
     function fact(k, v) { dl.appendChild(el("dt", null, k)); var dd = el("dd"); if (v instanceof Node) dd.appendChild(v); else dd.textContent = v; dl.appendChild(dd); }
@@ -210,6 +210,8 @@
       var img = el("img"); img.loading = "lazy"; img.decoding = "async"; img.alt = ""; img.src = src; th.appendChild(img);
       var m = asset(it, "m", 512);
       if (m && $("grid-mask").checked) { var mi = el("img"); mi.loading = "lazy"; mi.alt = ""; mi.src = m; th.appendChild(mi); }
+    } else if (it.s === "failed") {
+      th.appendChild(el("div", "ph", "failed: " + (it.e || "no error message")));  // the run's own error, not the preview's
     } else {
       th.appendChild(el("div", "ph", it.ae ? "no preview: " + Object.keys(it.ae).map(function (k) { return k + " " + it.ae[k]; }).join("; ") : "no preview"));
     }
@@ -217,7 +219,7 @@
     b.appendChild(el("div", "cap name", it.n));
     var meta = el("div", "meta");
     meta.appendChild(el("span", "badge " + it.s, it.s));
-    if (it.f !== null && it.f !== undefined) meta.appendChild(el("span", null, "masked " + pct(it.f)));
+    if (it.f !== null && it.f !== undefined && it.s !== "failed") meta.appendChild(el("span", null, "masked " + pct(it.f)));
     if (it.r.length) { var fl = el("span", "flag", "\u25b2 review"); fl.title = it.r.join("; "); meta.appendChild(fl); }
     b.appendChild(meta);
     b.addEventListener("click", function () { openViewer(i); });
@@ -249,7 +251,7 @@
   }
 
   /* ---------- viewer ---------- */
-  var V = { pos: -1, list: null, idx: -1, div: 0.5, mask: false, s: 1, tx: 0, ty: 0, pw: 0, ph: 0, fit: true };
+  var V = { pos: -1, list: null, idx: -1, div: 0.5, mask: false, want: false, s: 1, tx: 0, ty: 0, pw: 0, ph: 0, fit: true };
   var viewer = $("viewer"), stage = $("stage"), canvas = $("canvas");
   function openViewer(i, standalone) {
     // Navigate within the current filtered order; an image outside it (e.g. from the failures list) stands alone.
@@ -258,11 +260,19 @@
     V.pos = pos < 0 ? 0 : pos;
     viewer.hidden = false;
     document.body.style.overflow = "hidden";
+    setBackgroundInert(true);
     show();
     stage.focus({ preventScroll: true });
   }
+  function setBackgroundInert(on) {
+    // a modal viewer: Tab and the arrow keys must not reach the grid and filters behind it
+    Array.prototype.forEach.call(document.body.children, function (c) {
+      if (c !== viewer && c.id !== "help") c.inert = on;
+    });
+  }
   function closeViewer() {
     viewer.hidden = true; document.body.style.overflow = "";
+    setBackgroundInert(false);
     try { history.replaceState(null, "", "#"); } catch (e) { /* fragment-only: allowed even for file:// */ }
     if (V.list === view && V.pos >= 0) {
       var p = Math.floor(V.pos / pageSize());
@@ -292,6 +302,7 @@
     $("lbl-before").textContent = bsrc ? "before" : "before: " + ((it.ae && it.ae.before) || "not available");
     $("lbl-after").textContent = asrc ? "after" : "after: " + ((it.ae && it.ae.after) || (it.s === "failed" ? "none (failed)" : "not available"));
     $("v-mask").disabled = !msrc;
+    setMask(V.want);  // the overlay follows the reader's choice where there is a mask
     var ph = $("v-placeholder");
     if (!bsrc && !asrc) {
       ph.hidden = false;
@@ -339,7 +350,8 @@
   function oneToOne() { zoomAt(1 / (window.devicePixelRatio || 1) / V.s); }
   function setDivider(d) { V.div = Math.min(1, Math.max(0, d)); applyView(); }
   function setMask(on) {
-    V.mask = !!on && !$("v-mask").disabled;
+    V.want = !!on;
+    V.mask = V.want && !$("v-mask").disabled;
     viewer.classList.toggle("mask-on", V.mask);
     viewer.dataset.mask = V.mask ? "on" : "off";
     $("v-mask").setAttribute("aria-pressed", V.mask ? "true" : "false");
@@ -368,12 +380,13 @@
   stage.addEventListener("wheel", function (ev) {
     ev.preventDefault(); zoomAt(Math.pow(1.0015, -ev.deltaY), stageX(ev), stageY(ev));
   }, { passive: false });
+  $("divider").addEventListener("dblclick", function (ev) { ev.stopPropagation(); });  // not a zoom
   stage.addEventListener("dblclick", function (ev) { if (V.fit) zoomAt(1 / (window.devicePixelRatio || 1) / V.s, stageX(ev), stageY(ev)); else fitView(); });
   window.addEventListener("resize", function () { if (!viewer.hidden && V.fit) fitView(); else if (!viewer.hidden) applyView(); });
   $("v-prev").addEventListener("click", function () { go(-1); });
   $("v-next").addEventListener("click", function () { go(1); });
   $("v-close").addEventListener("click", closeViewer);
-  $("v-mask").addEventListener("click", function () { setMask(!V.mask); });
+  $("v-mask").addEventListener("click", function () { setMask(!V.want); });
   $("v-fit").addEventListener("click", fitView);
   $("v-one").addEventListener("click", oneToOne);
   $("v-help").addEventListener("click", showHelp);
@@ -393,7 +406,7 @@
     side.appendChild(el("h3", null, "Stats"));
     var dl = el("dl", "facts");
     row(dl, "status", it.s);
-    row(dl, "masked", pct(it.f));
+    row(dl, "masked", it.s === "failed" ? "n/a" : pct(it.f));
     var area = it.w && it.h ? it.w * it.h : 0;
     Object.keys(it.k).forEach(function (k) { row(dl, k, num(it.k[k]) + " px" + (area ? " (" + pct(it.k[k] / area) + ")" : "")); });
     row(dl, "size", it.w && it.h ? it.w + " \u00d7 " + it.h + " px" : "n/a");
@@ -436,7 +449,7 @@
       case "ArrowRight": go(1); break;
       case "[": case ",": setDivider(V.div - 0.05); break;
       case "]": case ".": setDivider(V.div + 0.05); break;
-      case "m": case "M": setMask(!V.mask); break;
+      case "m": case "M": if (!$("v-mask").disabled) setMask(!V.want); break;
       case "1": oneToOne(); break;
       case "0": fitView(); break;
       case "+": case "=": zoomAt(1.25); break;
@@ -455,10 +468,11 @@
   // report.html#<input name> opens that image: links to one image can be shared
   function openFromHash() {
     if (location.hash.length <= 1) return;
-    var wanted = null;
-    try { wanted = decodeURIComponent(location.hash.slice(1)); } catch (e) { return; }
-    if (!viewer.hidden && ITEMS[V.idx] && ITEMS[V.idx].n === wanted) return;
-    for (var h = 0; h < ITEMS.length; h++) if (ITEMS[h].n === wanted) { openViewer(h); return; }
+    var raw = location.hash.slice(1), wanted = null;
+    try { wanted = decodeURIComponent(raw); } catch (e) { /* raw bytes of a name that is not UTF-8 */ }
+    function match(it) { return it.n === wanted || encPart(String(it.n)) === raw; }
+    if (!viewer.hidden && ITEMS[V.idx] && match(ITEMS[V.idx])) return;
+    for (var h = 0; h < ITEMS.length; h++) if (match(ITEMS[h])) { openViewer(h); return; }
   }
   window.addEventListener("hashchange", openFromHash);
   openFromHash();
