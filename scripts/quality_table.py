@@ -12,6 +12,8 @@ import sys
 
 
 def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        raise SystemExit(__doc__)  # usage
     runs = []
     for arg in sys.argv[1:]:
         label, path = arg.split("=", 1)

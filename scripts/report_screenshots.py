@@ -16,6 +16,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 
 
 def main() -> None:
+    if len(sys.argv) < 4 or sys.argv[1] in ("-h", "--help"):
+        raise SystemExit(__doc__)  # usage
     import tempfile
 
     from playwright.sync_api import sync_playwright

@@ -18,6 +18,8 @@ COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
 
 
 def main() -> None:
+    if len(sys.argv) < 3 or sys.argv[1] in ("-h", "--help"):
+        raise SystemExit(__doc__)  # usage
     src, dst = Path(sys.argv[1]), Path(sys.argv[2])
     lines = [json.loads(l) for l in src.read_text().splitlines()]
     recs = [r for r in lines if r.get("event") == "val"]

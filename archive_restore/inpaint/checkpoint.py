@@ -7,6 +7,7 @@ Layout: ``{"format", "model_config": dict, "state_dict", "step": int, "train_con
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint is empty: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickles before refusing them; we say why
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or unsafe files
         msg = str(exc)
         if "Weights only load failed" in msg or "Unsupported global" in msg or "GLOBAL" in msg:

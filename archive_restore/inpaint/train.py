@@ -342,7 +342,7 @@ class Trainer:
                 rate = (self.step - s0) / max(time.perf_counter() - t0, 1e-9)
                 if on_step is not None:
                     on_step(self.step, last, rate)
-                if self.step % log_every == 0:
+                if self.step % log_every == 0 or self.step == c.steps:  # the last step's losses too
                     self.log({"event": "train", "step": self.step, "steps_per_s": rate, **last})
                 if self.val and self.step % c.val_every == 0:
                     self.log({"event": "val", "step": self.step, **self.validate()})
