@@ -115,6 +115,7 @@ def test_missing_and_corrupt_files_become_placeholders(tmp_path):
     assert "a" not in items["gone.jpg"] and items["gone.jpg"]["ae"]["before"] == "file not found"
     assert "output file missing" in items["gone.jpg"]["r"]
     assert items["corrupt.jpg"]["af"] == "bm" and "after" in items["corrupt.jpg"]["ae"]
+    assert items["corrupt.jpg"]["ae"]["after"] == "OSError: not a readable image (unknown format or corrupt header)"
     assert "output file unreadable" in items["corrupt.jpg"]["r"]
     assert items["nomask.jpg"]["af"] == "ba" and items["nomask.jpg"]["ae"]["mask"] == "file not found"
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from archive_restore import io as aio
 from archive_restore.io import AtomicFile
@@ -130,6 +130,8 @@ def _open_preview(path: Path, side: int, max_pixels: int = aio.DEFAULT_MAX_PIXEL
                 im = aio.open_image(fp)
         except Image.DecompressionBombError as exc:  # Pillow's own guard: twice the limit
             raise OSError(f"over the {max_pixels}-pixel limit: no preview decoded") from exc
+        except UnidentifiedImageError as exc:  # its message names the file object, not the problem
+            raise OSError("not a readable image (unknown format or corrupt header)") from exc
         with im:
             im.draft("RGB", (side, side))  # JPEG: decode at reduced scale, much faster
             w, h = im.size
