@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import io as _io  # the standard library's (this module is archive_restore.io)
 import os
+import re
 import secrets
 import shutil
 import struct
@@ -163,17 +164,35 @@ def _tiff_exif(im: Image.Image) -> Optional[bytes]:
     src = im.getexif()
     out = Image.Exif()
     for tag in _TIFF_DESCRIPTIVE_TAGS:
-        if tag in src:
-            value = src[tag]
-            if tag == IPTC_TAG and isinstance(value, tuple):  # IPTC bytes stored as LONGs (Photoshop)
-                endian = getattr(getattr(im, "tag_v2", None), "_endian", "<")
-                value = struct.pack(f"{endian}{len(value)}L", *value)
-            out[tag] = value
-    for sub_tag in _SUB_IFD_TAGS:
-        sub = src.get_ifd(sub_tag)
-        if sub:
-            out[sub_tag] = dict(sub)
+        if tag == IPTC_TAG:
+            # Photoshop stores IPTC as LONGs, which Pillow's tag table cuts to one number: take
+            # the entry's stored bytes (a byte stream, so no byte-order question), or leave it out
+            raw = getattr(getattr(im, "tag_v2", None), "_tagdata", {}).get(IPTC_TAG)
+            value = raw if isinstance(raw, bytes) else src.get(IPTC_TAG)
+            if isinstance(value, bytes):
+                out[IPTC_TAG] = value
+        elif tag in src:
+            out[tag] = src[tag]
+    for sub_tag, sub in _sub_ifds(src).items():
+        out[sub_tag] = sub
     return out.tobytes() if len(out) else None
+
+
+INTEROP_IFD_TAG = 0xA005
+
+
+def _sub_ifds(ex: Image.Exif) -> dict[int, dict]:
+    """The EXIF and GPS sub-IFDs of ``ex`` as {tag: its tags}, empty ones left out. The EXIF
+    IFD's Interop pointer (0xA005) is dropped: it is an offset into the *source* file, which
+    copied as a number would point at garbage in ours (its directory holds only the
+    interoperability index, e.g. "R98")."""
+    subs = {}
+    for tag in _SUB_IFD_TAGS:
+        sub = dict(ex.get_ifd(tag)) if tag in ex else {}
+        sub.pop(INTEROP_IFD_TAG, None)
+        if sub:
+            subs[tag] = sub
+    return subs
 
 
 def read_scan(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS, jpeg_quality: int = 95) -> Scan:
@@ -189,21 +208,18 @@ def read_scan(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS, jpeg_quali
         raise ImageError(f"unreadable: {_one_line(exc)}") from exc
     if size == 0:
         raise ImageError("empty file (0 bytes)")
-    # Pillow's own guard warns above the limit and raises above twice it; ours (in _decode,
-    # from the header size) is exact. catch_warnings is process-global, so with several
-    # decode threads a warning may occasionally print instead of raising: the exact check
-    # below still refuses the image.
+    # Pillow's own guard warns above the limit (silenced) and raises above twice it; ours (in
+    # _decode, from the header size) is exact.
     Image.MAX_IMAGE_PIXELS = int(max_pixels)
+    quiet_bomb_warnings()
     try:
         fp = open(path, "rb")  # a file object, not a name: see ``open_image``
     except OSError as exc:
         raise ImageError(f"unreadable: {_one_line(exc)}") from exc
     with fp:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                im = open_image(fp)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            im = open_image(fp)
+        except Image.DecompressionBombError as exc:
             raise ImageError(f"decompression bomb guard: {_bomb_line(exc, max_pixels)}") from exc
         except UnidentifiedImageError as exc:
             raise ImageError("not a readable image (unknown format or corrupt header)") from exc
@@ -212,10 +228,16 @@ def read_scan(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS, jpeg_quali
         return _decode_open(im, path, max_pixels, jpeg_quality)
 
 
+def quiet_bomb_warnings() -> None:
+    """Silence Pillow's DecompressionBombWarning (images between the limit and twice it): every
+    reader checks the header's size against the limit exactly and refuses with its own error.
+    (``warnings.catch_warnings`` is not thread-safe: decode threads left an "error" filter
+    behind, which then raised in other readers.)"""
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
 def _bomb_line(exc: BaseException, max_pixels: int) -> str:
     """Pillow's bomb message names its own limit (twice ours); say ours."""
-    import re
-
     m = re.search(r"\((\d+) pixels\)", str(exc))
     return (f"{int(m.group(1))} pixels exceeds the limit of {max_pixels}" if m else _one_line(exc))
 
@@ -267,6 +289,10 @@ def _decode(im: Image.Image, path: Path, max_pixels: int, jpeg_quality: int) -> 
         orientation = 1
     info = im.info
     exif = _tiff_exif(im) if fmt == "TIFF" else info.get("exif")
+    if not exif and fmt == "PNG" and len(exif_obj):
+        # EXIF from ImageMagick's "Raw profile type exif" text chunk (Pillow reads it): kept as
+        # EXIF, so the output's eXIf chunk can say orientation 1 when the pixels were turned
+        exif = exif_obj.tobytes()
     dpi = info.get("dpi")
     if dpi is not None:
         try:
@@ -387,7 +413,59 @@ def _exif_for_output(like: Scan) -> Optional[bytes]:
     ex = Image.Exif()
     ex.load(like.exif)
     ex[ORIENTATION_TAG] = 1
+    if isinstance(ex.get(700), bytes):  # a TIFF's XMP says it too
+        ex[700] = xmp_upright(ex[700])
     return ex.tobytes()
+
+
+_XMP_ORIENTATION = re.compile(rb"(tiff:Orientation=[\"'])[0-9]([\"'])|(<tiff:Orientation>)[0-9](</tiff:Orientation>)")
+
+
+def xmp_upright(xmp: bytes) -> bytes:
+    """XMP bytes with ``tiff:Orientation`` set to 1 (attribute or element form, as Pillow reads
+    it): written with pixels already turned upright, so no reader turns them again."""
+    return _XMP_ORIENTATION.sub(lambda m: (m.group(1) or m.group(3)) + b"1" + (m.group(2) or m.group(4)), xmp)
+
+
+_PNG_RAW_EXIF = (b"raw profile type exif", b"raw profile type app1")
+
+
+def _png_text_upright(chunks: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+    """A PNG's text chunks for pixels turned upright: XMP says orientation 1 (inflated and
+    deflated again where compressed), and ImageMagick's "Raw profile type exif" chunks are
+    dropped (their EXIF is written as an eXIf chunk with orientation 1: ``read_scan`` kept it)."""
+    out = []
+    for kind, data in chunks:
+        key, _, rest = data.partition(b"\0")
+        if key.lower() in _PNG_RAW_EXIF:
+            continue
+        try:
+            if kind == b"tEXt":
+                data = key + b"\0" + xmp_upright(rest)
+            elif kind == b"zTXt" and rest[:1] == b"\0":
+                data = key + b"\0\0" + zlib.compress(xmp_upright(_inflate(rest[1:])))
+            elif kind == b"iTXt" and len(rest) >= 2:
+                flag, method, tail = rest[0], rest[1:2], rest[2:]
+                lang, _, tail = tail.partition(b"\0")
+                tkey, _, text = tail.partition(b"\0")
+                text = zlib.compress(xmp_upright(_inflate(text))) if flag else xmp_upright(text)
+                data = key + b"\0" + bytes([flag]) + method + lang + b"\0" + tkey + b"\0" + text
+        except (zlib.error, ValueError):
+            pass  # a chunk that cannot be read is carried as it was
+        out.append((kind, data))
+    return out
+
+
+def _png_text_for_output(like: Scan) -> list[tuple[bytes, bytes]]:
+    return _png_text_upright(like.png_text) if like.orientation_applied else list(like.png_text)
+
+
+def _inflate(data: bytes) -> bytes:
+    d = zlib.decompressobj()
+    text = d.decompress(data, _PNG_TEXT_LIMIT)
+    if d.unconsumed_tail:
+        raise ValueError("text chunk inflates past the limit")
+    return text
 
 
 NAME_MAX = 255  # bytes in one file name on the file systems archives live on (ext4, XFS, APFS, NTFS)
@@ -399,8 +477,9 @@ def temp_path_for(path: Path) -> Path:
     would pass ``NAME_MAX`` bytes, so a long file name still gets a temp file."""
     tail = f"{TEMP_MARK}{secrets.token_hex(4)}"
     room = NAME_MAX - 1 - len(tail)
-    raw = os.fsencode(path.name)
-    name = os.fsdecode(raw[:room]) if len(raw) > room else path.name
+    name = path.name
+    while len(os.fsencode(name)) > room:  # whole characters (or undecodable bytes) off the end
+        name = name[:-1]
     return path.with_name(f".{name}{tail}")
 
 
@@ -504,7 +583,7 @@ def write_image(path: Path | str, pixels: np.ndarray, like: Scan, jpeg_quality: 
         if like.comment:
             params["comment"] = like.comment
         if like.xmp:
-            params["xmp"] = like.xmp
+            params["xmp"] = xmp_upright(like.xmp) if like.orientation_applied else like.xmp
         if like.app13:
             params["extra"] = b"".join(b"\xff\xed" + struct.pack(">H", len(d) + 2) + d for d in like.app13 if len(d) <= 65533)
     elif fmt == "TIFF":
@@ -527,14 +606,14 @@ def write_image(path: Path | str, pixels: np.ndarray, like: Scan, jpeg_quality: 
         params["lossless"] = True
         params["exact"] = True
         if like.xmp:
-            params["xmp"] = like.xmp
+            params["xmp"] = xmp_upright(like.xmp) if like.orientation_applied else like.xmp
     elif fmt == "PNG":
         params["compress_level"] = 6
         if like.png_text:
             from PIL.PngImagePlugin import PngInfo
 
             info = PngInfo()
-            for kind, data in like.png_text:
+            for kind, data in _png_text_for_output(like):
                 info.add(kind, data)
             params["pnginfo"] = info
     try:
@@ -551,10 +630,11 @@ def _split_sub_ifds(exif: bytes) -> tuple[Optional[bytes], dict[int, dict]]:
     {sub-IFD tag: its tags})."""
     ex = Image.Exif()
     ex.load(exif)
-    subs = {tag: dict(ex.get_ifd(tag)) for tag in _SUB_IFD_TAGS if tag in ex}
-    for tag in subs:
-        del ex[tag]
-    return (ex.tobytes() if len(ex) else None), {k: v for k, v in subs.items() if v}
+    subs = _sub_ifds(ex)
+    for tag in _SUB_IFD_TAGS:
+        if tag in ex:
+            del ex[tag]
+    return (ex.tobytes() if len(ex) else None), subs
 
 
 def _tiff_add_sub_ifds(data: bytes, subs: dict[int, dict]) -> bytes:
@@ -613,7 +693,7 @@ def _write_16bit_colour(path: Path, pixels: np.ndarray, like: Scan, exif: Option
         if not ok:
             raise ImageError("cannot encode 16-bit colour PNG")
         data = buf.tobytes()
-        chunks = b"".join(_png_chunk(kind, text) for kind, text in like.png_text)
+        chunks = b"".join(_png_chunk(kind, text) for kind, text in _png_text_for_output(like))
         if like.dpi:
             ppm = [max(1, int(round(d / 0.0254))) for d in like.dpi]
             chunks = _png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)) + chunks
@@ -639,10 +719,8 @@ def _write_tiff_16bit_colour(path: Path, pixels: np.ndarray, like: Scan, exif: O
         for tag in _TIFF_DESCRIPTIVE_TAGS:
             if tag in src:
                 ifd[tag] = src[tag]
-        for sub_tag in _SUB_IFD_TAGS:  # EXIF and GPS sub-directories
-            sub = src.get_ifd(sub_tag)
-            if sub:
-                ifd[sub_tag] = dict(sub)
+        for sub_tag, sub in _sub_ifds(src).items():  # EXIF and GPS sub-directories
+            ifd[sub_tag] = sub
     ifd[256], ifd[257] = w, h
     ifd[258] = (16,) * c
     ifd[259] = 1  # uncompressed
@@ -736,6 +814,7 @@ def read_mask(path: Path | str, shape: tuple[int, int], max_pixels: int = DEFAUL
     nonzero = fill. Raises ``ImageError`` when unreadable or not of ``shape`` (H, W)."""
     path = Path(path)
     Image.MAX_IMAGE_PIXELS = int(max_pixels)
+    quiet_bomb_warnings()
     try:
         with open(path, "rb") as fp, open_image(fp) as im:
             w, h = im.size

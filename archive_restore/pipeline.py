@@ -234,10 +234,16 @@ def mark_mask_collisions(tasks: list[tuple[str, Path, Optional[str]]]) -> list[t
     """``list_inputs``' tasks with an error on every input whose output path is where another
     input's mask goes (``INPUT/masks/a.jpg.png`` beside ``INPUT/a.jpg``: typically a mask folder
     kept inside INPUT): writing both would let one overwrite the other."""
-    mask_paths = {f"{MASKS_DIRNAME}/{aio.mask_name(rel)}" for rel, _, _ in tasks}
+    # casefolded: on case-insensitive file systems Masks/a.jpg.png is masks/a.jpg.png
+    mask_paths = {f"{MASKS_DIRNAME}/{aio.mask_name(rel)}".casefold() for rel, _, _ in tasks}
     why = (f"its output would be written where another input's mask goes (OUT/{MASKS_DIRNAME}/...); "
            "move mask folders out of the input folder, or pass them with --masks")
-    return [(rel, path, err or (why if rel in mask_paths else None)) for rel, path, err in tasks]
+
+    def collides(rel: str) -> bool:  # the path itself, or a folder on it, is a mask's path
+        parts = rel.casefold().split("/")
+        return any("/".join(parts[:i]) in mask_paths for i in range(2, len(parts) + 1))
+
+    return [(rel, path, err or (why if collides(rel) else None)) for rel, path, err in tasks]
 
 
 def read_manifest(path: Path) -> dict[str, dict[str, Any]]:

@@ -377,3 +377,62 @@ def test_bomb_message_names_our_limit(tmp_path):
         aio.read_scan(p, max_pixels=50_000)
     with pytest.raises(aio.ImageError, match="exceeds the limit of 100000$"):
         aio.read_scan(p, max_pixels=100_000)  # between our limit and Pillow's (twice it)
+
+
+def test_tiff_iptc_stored_as_longs_is_carried_byte_for_byte(tmp_path):
+    """Photoshop stores IPTC (tag 33723) as LONGs; Pillow's tag table cuts that to one number
+    (which was then written as its digits). The stored bytes are carried."""
+    import struct
+
+    iptc = b"\x1c\x02\x78\x00\x0bA caption.\x00"  # 16 bytes: four LONGs
+    src, dst = tmp_path / "s.tif", tmp_path / "d.tif"
+    Image.fromarray(smooth_rgb(20, 30)).save(src, compression="tiff_lzw")
+    data = bytearray(src.read_bytes())
+    first = struct.unpack_from("<I", data, 4)[0]
+    n = struct.unpack_from("<H", data, first)[0]
+    entries = [bytes(data[first + 2 + 12 * i: first + 14 + 12 * i]) for i in range(n)]
+    data += b"\0" * (len(data) & 1)
+    at = len(data)
+    data += iptc
+    entries.append(struct.pack("<HHII", 33723, 4, 4, at))  # type LONG, count 4
+    entries.sort(key=lambda e: struct.unpack_from("<H", e)[0])
+    ifd_at = len(data)
+    data += struct.pack("<H", len(entries)) + b"".join(entries) + struct.pack("<I", 0)
+    struct.pack_into("<I", data, 4, ifd_at)
+    src.write_bytes(bytes(data))
+    scan = aio.read_scan(src)
+    aio.write_image(dst, scan.pixels, scan)
+    with Image.open(dst) as im:
+        assert im.tag_v2._tagdata.get(33723) == iptc and im.info["compression"] == "tiff_lzw"
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "PNG"])
+def test_orientation_held_in_xmp_is_not_applied_twice(tmp_path, fmt):
+    """A file whose orientation is only in its XMP: read upright, written upright with the XMP
+    saying 1, so reading the output (or any Pillow viewer) does not turn it again."""
+    from PIL.PngImagePlugin import PngInfo
+
+    stored = smooth_rgb(40, 60)
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>'
+    ext = {"JPEG": "jpg", "WEBP": "webp", "PNG": "png"}[fmt]
+    src, dst = tmp_path / f"s.{ext}", tmp_path / f"d.{ext}"
+    if fmt == "PNG":
+        info = PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", xmp.decode(), zip=True)
+        Image.fromarray(stored).save(src, pnginfo=info)
+    else:
+        Image.fromarray(stored).save(src, xmp=xmp, **({"lossless": True} if fmt == "WEBP" else {"quality": 95}))
+    scan = aio.read_scan(src)
+    assert scan.orientation == 6 and scan.pixels.shape == (60, 40, 3)
+    aio.write_image(dst, scan.pixels, scan)
+    again = aio.read_scan(dst)
+    assert again.orientation == 1 and again.pixels.shape == (60, 40, 3)
+    with Image.open(dst) as im:
+        assert ImageOps.exif_transpose(im).size == (40, 60)
+
+
+def test_temp_names_are_cut_at_a_character(tmp_path):
+    name = "é" * 125 + ".jpg"  # 254 bytes
+    tmp = aio.temp_path_for(tmp_path / name).name
+    assert len(tmp.encode()) <= aio.NAME_MAX
+    tmp.encode("utf-8")  # whole characters only: raises on a cut one

@@ -640,6 +640,8 @@ def test_an_input_where_a_mask_goes_fails_instead_of_overwriting_it(tmp_path, mo
     Image.fromarray(photo(40, 60)).save(inp / "a.jpg")
     Image.fromarray(photo(30, 50, 3)).save(inp / "masks" / "a.jpg.png")
     Image.fromarray(photo(30, 50, 4)).save(inp / "masks" / "other.png")  # collides with nothing
+    assert [err is not None for _, _, err in pipeline.mark_mask_collisions(
+        [("b.jpg", inp, None), ("Masks/B.JPG.png", inp, None), ("masks/b.jpg.png/x.png", inp, None)])] == [False, True, True]
     for _ in range(2):  # a rerun changes nothing
         s = pipeline.restore_folder(inp, out, auto_mask=True, session=FakeSession(), handle_sigint=False)
         recs = last_records(out)

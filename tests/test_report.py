@@ -283,3 +283,6 @@ def test_throughput_is_per_wall_clock_hour_not_summed_image_time():
     assert s["wall_s"] == pytest.approx(6.0) and s["total_s"] == pytest.approx(12.0)
     assert s["per_hour"] == pytest.approx(1800.0)
     assert summarise([normalise({"input": "x.png", "status": "failed"})], 0, 1)["per_hour"] is None
+    # a rerun that skipped everything did no work: no rate, rather than millions an hour
+    skipped = [dict(r, status="skipped", timings={"total": 0.01}) for r in recs]
+    assert summarise([normalise(r) for r in skipped], 0, 3)["per_hour"] is None

@@ -14,6 +14,7 @@ sample index is ``step * batch``, so a resumed run sees the same samples as an u
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -198,11 +199,11 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cpu_bf16)
 
-    @property
+    @functools.cached_property
     def cpu_bf16(self) -> bool:
         """bf16 autocast on the CPU: asked for (``TrainConfig.bf16``) and the CPU computes bf16
         natively. Without that, PyTorch emulates it: on an AVX2-only EPYC training ran 12x slower
-        (session 24), so such CPUs train in float32."""
+        (session 24), so such CPUs train in float32. Read once per trainer."""
         return self.cfg.bf16 and cpu_has_bf16()
 
     def lr_scale(self, step: int) -> float:

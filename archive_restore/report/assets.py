@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,10 +123,9 @@ def _open_preview(path: Path, side: int, max_pixels: int = aio.DEFAULT_MAX_PIXEL
     is not decoded for its preview either; a JPEG counts at the reduced scale it is decoded at)."""
     with open(path, "rb") as fp:
         Image.MAX_IMAGE_PIXELS = int(max_pixels)  # as io.read_scan sets it; the exact check is below
+        aio.quiet_bomb_warnings()
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                im = aio.open_image(fp)
+            im = aio.open_image(fp)
         except Image.DecompressionBombError as exc:  # Pillow's own guard: twice the limit
             raise OSError(f"over the {max_pixels}-pixel limit: no preview decoded") from exc
         except UnidentifiedImageError as exc:  # its message names the file object, not the problem

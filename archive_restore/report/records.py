@@ -206,14 +206,16 @@ def summarise(entries: list[Entry], bad_lines: int, total_lines: int) -> dict[st
     model, settings and dates. Times in seconds. ``restore folder`` works on several images at
     once, so per-image times overlap: throughput is images per hour of wall-clock time
     (``wall_s``: from the earliest start, ``finished_at`` minus the image's total time, to the
-    last ``finished_at``; a manifest that several runs appended to counts the gaps between them)."""
+    last ``finished_at``; a manifest that several runs appended to counts the gaps between them).
+    Skipped images did no work in the run that recorded them: they count in neither."""
     counts = {s: 0 for s in STATUSES}
     for e in entries:
         counts[e.status] = counts.get(e.status, 0) + 1
-    times = [e.total_s for e in entries if e.total_s is not None]
+    worked = [e for e in entries if e.status != "skipped"]  # a skipped record re-states earlier work
+    times = [e.total_s for e in worked if e.total_s is not None]
     total_s = sum(times)
     spans = []
-    for e in entries:
+    for e in worked:
         end = _timestamp(e.raw.get("finished_at"))
         if end is not None and e.total_s is not None:
             spans.append((end - e.total_s, end))
