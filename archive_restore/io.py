@@ -208,17 +208,13 @@ def read_scan(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS, jpeg_quali
         raise ImageError(f"unreadable: {_one_line(exc)}") from exc
     if size == 0:
         raise ImageError("empty file (0 bytes)")
-    # Pillow's own guard warns above the limit (silenced) and raises above twice it; ours (in
-    # _decode, from the header size) is exact.
-    Image.MAX_IMAGE_PIXELS = int(max_pixels)
-    quiet_bomb_warnings()
     try:
         fp = open(path, "rb")  # a file object, not a name: see ``open_image``
     except OSError as exc:
         raise ImageError(f"unreadable: {_one_line(exc)}") from exc
     with fp:
         try:
-            im = open_image(fp)
+            im = open_image(fp, max_pixels)  # the exact size check is _decode's
         except Image.DecompressionBombError as exc:
             raise ImageError(f"decompression bomb guard: {_bomb_line(exc, max_pixels)}") from exc
         except UnidentifiedImageError as exc:
@@ -228,26 +224,26 @@ def read_scan(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS, jpeg_quali
         return _decode_open(im, path, max_pixels, jpeg_quality)
 
 
-def quiet_bomb_warnings() -> None:
-    """Silence Pillow's DecompressionBombWarning (images between the limit and twice it): every
-    reader checks the header's size against the limit exactly and refuses with its own error.
-    (``warnings.catch_warnings`` is not thread-safe: decode threads left an "error" filter
-    behind, which then raised in other readers.)"""
-    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-
-
 def _bomb_line(exc: BaseException, max_pixels: int) -> str:
     """Pillow's bomb message names its own limit (twice ours); say ours."""
     m = re.search(r"\((\d+) pixels\)", str(exc))
     return (f"{int(m.group(1))} pixels exceeds the limit of {max_pixels}" if m else _one_line(exc))
 
 
-def open_image(fp) -> Image.Image:
+def open_image(fp, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """``Image.open`` for every reader in the package, given an open binary file object rather
     than a name. Given a name, Pillow 13 memory-maps uncompressed TIFFs at their *upright*
     size before it transposes them by their orientation tag, which scrambles grey, 16-bit grey
     and RGBA TIFFs stored with orientations 5 to 8; from a file object it decodes them at the
-    stored size, then transposes them correctly."""
+    stored size, then transposes them correctly.
+
+    Pillow's bomb guard is set to ``max_pixels``: it raises ``DecompressionBombError`` above
+    twice that, and its warning between once and twice is silenced, because every caller checks
+    the header's size against ``max_pixels`` exactly and refuses with its own error.
+    (``warnings.catch_warnings`` is not thread-safe: decode threads left an "error" filter
+    behind, which then raised in other readers.)"""
+    Image.MAX_IMAGE_PIXELS = int(max_pixels)  # process-global: every reader sets its own limit
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     return Image.open(fp)
 
 
@@ -456,6 +452,11 @@ def _png_text_upright(chunks: tuple[tuple[bytes, bytes], ...]) -> list[tuple[byt
     return out
 
 
+def _xmp_for_output(like: Scan) -> Optional[bytes]:
+    """The XMP to write: the source's, saying orientation 1 when the pixels were made upright."""
+    return xmp_upright(like.xmp) if like.xmp and like.orientation_applied else like.xmp
+
+
 def _png_text_for_output(like: Scan) -> list[tuple[bytes, bytes]]:
     return _png_text_upright(like.png_text) if like.orientation_applied else list(like.png_text)
 
@@ -583,7 +584,7 @@ def write_image(path: Path | str, pixels: np.ndarray, like: Scan, jpeg_quality: 
         if like.comment:
             params["comment"] = like.comment
         if like.xmp:
-            params["xmp"] = xmp_upright(like.xmp) if like.orientation_applied else like.xmp
+            params["xmp"] = _xmp_for_output(like)
         if like.app13:
             params["extra"] = b"".join(b"\xff\xed" + struct.pack(">H", len(d) + 2) + d for d in like.app13 if len(d) <= 65533)
     elif fmt == "TIFF":
@@ -606,7 +607,7 @@ def write_image(path: Path | str, pixels: np.ndarray, like: Scan, jpeg_quality: 
         params["lossless"] = True
         params["exact"] = True
         if like.xmp:
-            params["xmp"] = xmp_upright(like.xmp) if like.orientation_applied else like.xmp
+            params["xmp"] = _xmp_for_output(like)
     elif fmt == "PNG":
         params["compress_level"] = 6
         if like.png_text:
@@ -813,10 +814,8 @@ def read_mask(path: Path | str, shape: tuple[int, int], max_pixels: int = DEFAUL
     """A user mask file (any readable format, EXIF orientation applied) -> (H, W) bool,
     nonzero = fill. Raises ``ImageError`` when unreadable or not of ``shape`` (H, W)."""
     path = Path(path)
-    Image.MAX_IMAGE_PIXELS = int(max_pixels)
-    quiet_bomb_warnings()
     try:
-        with open(path, "rb") as fp, open_image(fp) as im:
+        with open(path, "rb") as fp, open_image(fp, max_pixels) as im:
             w, h = im.size
             if w * h > max_pixels:
                 raise ImageError(f"user mask {w}x{h} exceeds the pixel limit")

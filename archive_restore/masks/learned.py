@@ -489,10 +489,18 @@ def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, 
             raise ValueError(f"tile {tile} is shorter than the line rule's reach ({r} px)")
     state: dict = {"above": None, "waiting": None}  # line rule: rows above the waiting band; (band, y0, p0, labels, n)
 
-    def hyst(c: int, k: str, seed: float, grow: float, p: np.ndarray, only: bool) -> None:
+    def whole() -> bool:
+        """The scan is one band: its labels are kept for the second pass instead of the packed
+        grow map, so it is not labelled twice."""
+        return rows == [(0, h)]
+
+    def kept(g: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return labels if whole() else pack(g)
+
+    def hyst(c: int, k: str, seed: float, grow: float, p: np.ndarray) -> None:
         g = above(p[c], grow)
         _, _, labels = regions[k].add(g, p[c] > seed)
-        grows[k].append(labels if only else pack(g))  # a scan in one band keeps its labels: no second pass
+        grows[k].append(kept(g, labels))
 
     def seed_lines(below: np.ndarray | None) -> None:
         """Seed the line regions of the waiting band: its line means read ``r`` rows above it
@@ -516,11 +524,11 @@ def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, 
             seed_lines(p0)
         g = above(p0, rule["grow"])
         band, n, labels = lines.add(g)
-        line_grows.append(labels if len(p0) == h else pack(g))
+        line_grows.append(kept(g, labels))
         state["waiting"] = (band, y0, p0, labels, n)
 
-    def band_mask(regs: BandRegions, b: int, kept: np.ndarray) -> np.ndarray:
-        return regs.mask(b, labels=kept) if len(rows) == 1 else regs.mask(b, unpack(kept, w))
+    def band_mask(regs: BandRegions, b: int, held: np.ndarray) -> np.ndarray:
+        return regs.mask(b, labels=held) if whole() else regs.mask(b, unpack(held, w))
 
     def finish(k: str) -> np.ndarray:
         m = np.empty((h, w), bool)
@@ -536,7 +544,7 @@ def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, 
         white = pool.submit(white_lines, image) if "scratches" in wanted and sensitivity in WHITE_LINES_AT else None
         for y0, p in _bands(image, path, tile, None):
             rows.append((y0, y0 + p.shape[1]))
-            jobs = [pool.submit(hyst, *rl, p, p.shape[1] == h) for rl in rules]
+            jobs = [pool.submit(hyst, *rl, p) for rl in rules]
             if rule is not None:
                 jobs.append(pool.submit(line_band, y0, p[0].copy()))
             for j in jobs:

@@ -122,10 +122,8 @@ def _open_preview(path: Path, side: int, max_pixels: int = aio.DEFAULT_MAX_PIXEL
     ``max_pixels`` pixels to decode (the run's decompression-bomb limit: a scan the run refused
     is not decoded for its preview either; a JPEG counts at the reduced scale it is decoded at)."""
     with open(path, "rb") as fp:
-        Image.MAX_IMAGE_PIXELS = int(max_pixels)  # as io.read_scan sets it; the exact check is below
-        aio.quiet_bomb_warnings()
         try:
-            im = aio.open_image(fp)
+            im = aio.open_image(fp, max_pixels)  # the exact size check is below
         except Image.DecompressionBombError as exc:  # Pillow's own guard: twice the limit
             raise OSError(f"over the {max_pixels}-pixel limit: no preview decoded") from exc
         except UnidentifiedImageError as exc:  # its message names the file object, not the problem
