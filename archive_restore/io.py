@@ -21,8 +21,9 @@ Policies (documented contract):
   upright pixels and its EXIF says orientation 1, so every viewer shows the same picture.
   Files are opened through file objects (``open_image``); Pillow turns TIFFs upright itself.
 - Metadata carried: EXIF with its EXIF and GPS sub-IFDs, ICC, DPI; JPEG COM, XMP and APP13
-  (IPTC); PNG tEXt/zTXt/iTXt chunks (copied raw); WebP XMP; TIFF descriptive tags (XMP and
-  IPTC among them). Compressed TIFFs keep their compression and their sub-IFDs
+  (IPTC). Thumbnails are never copied: EXIF's is made again from the restored pixels and
+  Photoshop's are left out, so no file browser shows the damaged scan. PNG tEXt/zTXt/iTXt
+  chunks (copied raw); WebP XMP; TIFF descriptive tags (XMP and IPTC among them). Compressed TIFFs keep their compression and their sub-IFDs
   (``_tiff_add_sub_ifds``: libtiff cannot write sub-IFDs).
 - JPEG: re-encoded with the source's own quantization tables and chroma subsampling (and
   progressive flag); a JPEG without readable tables is written at ``jpeg_quality`` (>= 95).
@@ -414,6 +415,127 @@ def _exif_for_output(like: Scan) -> Optional[bytes]:
     return ex.tobytes()
 
 
+THUMB_OFFSET_TAG, THUMB_LENGTH_TAG = 0x0201, 0x0202  # IFD1: JPEGInterchangeFormat(Length)
+_APP1_LIMIT = 65533  # bytes an APP1 segment can carry, "Exif\0\0" included
+
+
+def _exif_thumbnail_refreshed(exif: Optional[bytes], pixels: np.ndarray) -> Optional[bytes]:
+    """EXIF bytes whose thumbnail shows the restored picture, not the damaged scan.
+
+    Cameras (copy-stand captures are common in archives) and editors store a small JPEG in
+    EXIF's second directory (IFD1), and file browsers show it in place of the picture. Copied
+    as it was, a restored file would show its damage there. The thumbnail is made again from
+    ``pixels`` ((H, W, C) uint8/uint16, upright, as written), fitted into the old one's size,
+    and stored where the old one was when that ended the EXIF (where cameras put it), else
+    appended after wiping the old bytes; every other byte of the EXIF is kept as it was, so
+    maker notes and their offsets stay valid. A directory that cannot be followed, or an
+    uncompressed (strip) thumbnail, is unlinked instead (IFD0's next pointer set to 0, the
+    JPEG's bytes wiped). ``exif`` with or without the "Exif\\0\\0" prefix; None passes through.
+    """
+    if not exif:
+        return exif
+    prefix = b"Exif\x00\x00" if exif.startswith(b"Exif\x00\x00") else b""
+    t = bytearray(exif[len(prefix):])
+    if t[:4] == b"II*\x00":
+        end = "<"
+    elif t[:4] == b"MM\x00*":
+        end = ">"
+    else:
+        return exif
+    try:
+        ifd0 = struct.unpack_from(end + "L", t, 4)[0]
+        next_at = ifd0 + 2 + 12 * struct.unpack_from(end + "H", t, ifd0)[0]
+        ifd1 = struct.unpack_from(end + "L", t, next_at)[0]
+    except struct.error:
+        return exif
+    if ifd1 == 0:
+        return exif
+    entries: dict[int, int] = {}  # tag -> position of its value field
+    try:
+        for i in range(struct.unpack_from(end + "H", t, ifd1)[0]):
+            at = ifd1 + 2 + 12 * i
+            tag, typ, count = struct.unpack_from(end + "HHL", t, at)
+            if tag in (THUMB_OFFSET_TAG, THUMB_LENGTH_TAG) and typ == 4 and count == 1:
+                entries[tag] = at + 8
+        off = struct.unpack_from(end + "L", t, entries[THUMB_OFFSET_TAG])[0]
+        length = struct.unpack_from(end + "L", t, entries[THUMB_LENGTH_TAG])[0]
+        if off + length > len(t) or length == 0:
+            raise ValueError("thumbnail past the end")
+    except (struct.error, KeyError, ValueError):
+        t[next_at:next_at + 4] = b"\x00" * 4  # a directory we cannot follow: unlinked
+        return prefix + bytes(t)
+    try:
+        with Image.open(_io.BytesIO(bytes(t[off:off + length]))) as old:
+            box = old.size
+    except Exception:
+        box = (160, 120)
+    h, w = pixels.shape[:2]
+    scale = min(box[0] / w, box[1] / h, 1.0)
+    step = max(1, int(1 / scale) // 2)  # every step-th pixel, still twice the thumbnail's size
+    rgb = to_rgb8(pixels[::step, ::step])
+    small = Image.fromarray(rgb).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BOX)
+    t[off:off + length] = b"\x00" * length  # the damaged thumbnail never stays in the file
+    base = off if off + length == len(t) else len(t)
+    for quality in (90, 75, 60, 40):
+        buf = _io.BytesIO()
+        small.save(buf, format="JPEG", quality=quality)
+        thumb = buf.getvalue()
+        if len(prefix) + base + len(thumb) <= _APP1_LIMIT:
+            out = t[:base] + thumb
+            struct.pack_into(end + "L", out, entries[THUMB_OFFSET_TAG], base)
+            struct.pack_into(end + "L", out, entries[THUMB_LENGTH_TAG], len(thumb))
+            return prefix + bytes(out)
+    t[next_at:next_at + 4] = b"\x00" * 4
+    return prefix + bytes(t)
+
+
+_PHOTOSHOP_HEADER = b"Photoshop 3.0\x00"
+_PHOTOSHOP_THUMBNAILS = (0x0409, 0x040C)  # Photoshop 4 and 5+ thumbnail resources
+_RESOURCE_SIGNATURES = (b"8BIM", b"MeSa", b"PHUT", b"AgHg", b"DCSR")
+
+
+def _app13_for_output(segments: tuple[bytes, ...]) -> list[bytes]:
+    """A JPEG's APP13 payloads to write: Photoshop's image resources (IPTC captions, credits,
+    keywords and the rest) kept as they are, less its thumbnail resources, which show the
+    damaged scan. The resources may run over several segments (each starting with
+    "Photoshop 3.0\\0"): they are joined, filtered and split again at the same limit. Payloads
+    that do not parse as resources are kept unchanged; none over 65,533 bytes is written."""
+    kept = [d for d in segments if len(d) <= _APP1_LIMIT]
+    ps = [d for d in kept if d.startswith(_PHOTOSHOP_HEADER)]
+    if not ps:
+        return kept
+    data = b"".join(d[len(_PHOTOSHOP_HEADER):] for d in ps)
+    blocks, pos = [], 0
+    try:
+        while pos < len(data):
+            if data[pos:pos + 4] not in _RESOURCE_SIGNATURES:
+                if not data[pos:].strip(b"\x00"):
+                    break  # padding at the end
+                raise ValueError("not a resource block")
+            rid = struct.unpack_from(">H", data, pos + 4)[0]
+            name_len = data[pos + 6]
+            size_at = pos + 6 + name_len + 1 + ((name_len + 1) & 1)
+            size = struct.unpack_from(">L", data, size_at)[0]
+            stop = size_at + 4 + size + (size & 1)
+            if size_at + 4 + size > len(data):
+                raise ValueError("resource past the end")
+            if rid not in _PHOTOSHOP_THUMBNAILS:
+                blocks.append(data[pos:stop])
+            pos = stop
+    except (struct.error, IndexError, ValueError):
+        return kept
+    body = b"".join(blocks)
+    room = _APP1_LIMIT - len(_PHOTOSHOP_HEADER)
+    pieces = [_PHOTOSHOP_HEADER + body[i:i + room] for i in range(0, len(body), room)]
+    out: list[bytes] = []
+    for d in kept:  # the resources go where their first segment was
+        if not d.startswith(_PHOTOSHOP_HEADER):
+            out.append(d)
+        elif d is ps[0]:
+            out.extend(pieces)
+    return out
+
+
 _XMP_ORIENTATION = re.compile(rb"(tiff:Orientation=[\"'])[0-9]([\"'])|(<tiff:Orientation>)[0-9](</tiff:Orientation>)")
 
 
@@ -548,13 +670,14 @@ def write_image(path: Path | str, pixels: np.ndarray, like: Scan, jpeg_quality: 
     """Write ``pixels`` to ``path`` in ``like``'s format, mode and bit depth, atomically.
 
     pixels: (H, W, C) with ``like.pixels``' dtype and channel count, upright.
-    EXIF (orientation set to 1 when the read applied it), ICC profile and DPI are carried.
+    EXIF (orientation set to 1 when the read applied it, its thumbnail made from ``pixels``),
+    ICC profile and DPI are carried.
     Raises ``ImageError`` when the combination cannot be written faithfully.
     """
     path = Path(path)
     if pixels.dtype != like.pixels.dtype or pixels.ndim != 3 or pixels.shape[2] != like.pixels.shape[2]:
         raise ImageError(f"write_image: pixels {pixels.shape} {pixels.dtype} do not match the scan's {like.pixels.shape} {like.pixels.dtype}")
-    exif = _exif_for_output(like)
+    exif = _exif_thumbnail_refreshed(_exif_for_output(like), pixels)
     if like.mode in ("RGB;16", "RGBA;16"):
         _write_16bit_colour(path, pixels, like, exif)
         return
@@ -586,7 +709,7 @@ def write_image(path: Path | str, pixels: np.ndarray, like: Scan, jpeg_quality: 
         if like.xmp:
             params["xmp"] = _xmp_for_output(like)
         if like.app13:
-            params["extra"] = b"".join(b"\xff\xed" + struct.pack(">H", len(d) + 2) + d for d in like.app13 if len(d) <= 65533)
+            params["extra"] = b"".join(b"\xff\xed" + struct.pack(">H", len(d) + 2) + d for d in _app13_for_output(like.app13))
     elif fmt == "TIFF":
         comp = like.tiff_compression
         params["compression"] = comp if comp in _LOSSLESS_TIFF_COMPRESSION else "tiff_adobe_deflate"

@@ -370,6 +370,94 @@ def test_text_metadata_carried_jpeg_png_webp(tmp_path):
         assert im.info["xmp"] in (xmp, xmp.decode())
 
 
+def _exif_with_thumbnail(thumb: bytes, trailing: bytes = b"") -> bytes:
+    """Little-endian EXIF as cameras write it: IFD0 (Make), IFD1 pointing at a JPEG thumbnail
+    (``trailing`` bytes after it, as some editors leave)."""
+    import struct
+
+    ifd0 = struct.pack("<H", 1) + struct.pack("<HHL4s", 0x010F, 2, 4, b"Cam\x00") + struct.pack("<L", 26)
+    at = 26 + 2 + 3 * 12 + 4
+    ifd1 = (struct.pack("<H", 3) + struct.pack("<HHLHH", 0x0103, 3, 1, 6, 0)
+            + struct.pack("<HHLL", 0x0201, 4, 1, at) + struct.pack("<HHLL", 0x0202, 4, 1, len(thumb)) + struct.pack("<L", 0))
+    return b"Exif\x00\x00II*\x00" + struct.pack("<L", 8) + ifd0 + ifd1 + thumb + trailing
+
+
+def _thumbnail_of(path: Path) -> Image.Image:
+    from PIL import ExifTags
+
+    with Image.open(path) as im:
+        raw = im.info["exif"][6:]
+        ifd1 = im.getexif().get_ifd(ExifTags.IFD.IFD1)
+    thumb = raw[ifd1[0x0201]: ifd1[0x0201] + ifd1[0x0202]]
+    return Image.open(__import__("io").BytesIO(thumb))
+
+
+@pytest.mark.parametrize("trailing", [b"", b"editor's trailing bytes"])
+def test_exif_thumbnail_made_from_the_restored_pixels(tmp_path, trailing):
+    """File browsers show EXIF's thumbnail: a restored file must not show the damaged scan there."""
+    import io as _stdio
+
+    buf = _stdio.BytesIO()
+    Image.new("RGB", (160, 120), (0, 0, 0)).save(buf, format="JPEG")
+    old_thumb = buf.getvalue()
+    damaged = np.zeros((200, 320, 3), np.uint8)
+    Image.fromarray(damaged).save(tmp_path / "a.jpg", quality=90, exif=_exif_with_thumbnail(old_thumb, trailing))
+    scan = aio.read_scan(tmp_path / "a.jpg")
+    restored = np.full_like(scan.pixels, 230)
+    aio.write_image(tmp_path / "out.jpg", restored, scan)
+    data = (tmp_path / "out.jpg").read_bytes()
+    assert old_thumb not in data
+    with Image.open(tmp_path / "out.jpg") as im:
+        assert im.getexif()[0x010F] == "Cam"
+        if trailing:
+            assert trailing in im.info["exif"]
+    thumb = _thumbnail_of(tmp_path / "out.jpg")
+    assert thumb.size == (160, 100)  # fitted into the old 160x120, the scan's shape kept
+    assert abs(np.asarray(thumb.convert("RGB")).astype(float).mean() - 230) < 3
+
+
+def test_exif_strip_thumbnail_is_unlinked(tmp_path):
+    """An IFD1 without a JPEG thumbnail (strips, or broken pointers) is unlinked, not copied."""
+    import struct
+
+    from PIL import ExifTags
+
+    exif = bytearray(_exif_with_thumbnail(b"\xff" * 64))
+    struct.pack_into("<L", exif, 6 + 26 + 2 + 12 + 8, 10_000)  # offset past the end
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "a.jpg", exif=bytes(exif))
+    scan = aio.read_scan(tmp_path / "a.jpg")
+    aio.write_image(tmp_path / "out.jpg", scan.pixels, scan)
+    with Image.open(tmp_path / "out.jpg") as im:
+        assert im.getexif()[0x010F] == "Cam" and im.getexif().get_ifd(ExifTags.IFD.IFD1) == {}
+
+
+def test_photoshop_thumbnails_left_out_iptc_kept(tmp_path):
+    """Photoshop's APP13 carries IPTC captions (kept) and thumbnails of the scan (left out),
+    also when its resources run over two segments."""
+    import struct
+
+    def block(rid: int, data: bytes) -> bytes:
+        return b"8BIM" + struct.pack(">H", rid) + b"\x00\x00" + struct.pack(">L", len(data)) + data + b"\x00" * (len(data) & 1)
+
+    iptc = block(0x0404, b"\x1c\x02\x78\x00\x0bA caption.!")
+    big_thumb = block(0x040C, b"\x01" * 70_000)
+    old_thumb = block(0x0409, b"\x02" * 300)
+    body = iptc + old_thumb + big_thumb + block(0x03ED, b"\x00" * 16)
+    head = aio._PHOTOSHOP_HEADER
+    segs = [head + body[:60_000], head + body[60_000:]]
+    extra = b"".join(b"\xff\xed" + struct.pack(">H", len(d) + 2) + d for d in segs)
+    Image.fromarray(smooth_rgb(40, 60)).save(tmp_path / "a.jpg", quality=90, extra=extra)
+    scan = aio.read_scan(tmp_path / "a.jpg")
+    assert len(scan.app13) == 2
+    aio.write_image(tmp_path / "out.jpg", scan.pixels, scan)
+    with Image.open(tmp_path / "out.jpg") as im:
+        out = [d for m, d in im.applist if m == "APP13"]
+    assert out == [head + iptc + block(0x03ED, b"\x00" * 16)]
+    assert aio._app13_for_output((b"not photoshop",)) == [b"not photoshop"]
+    broken = head + b"8BIM\x04\x04\x00\x00\x00\x00\xff\xff"  # size past the end: kept as it is
+    assert aio._app13_for_output((broken,)) == [broken]
+
+
 def test_bomb_message_names_our_limit(tmp_path):
     p = tmp_path / "big.png"
     Image.fromarray(np.zeros((300, 400), np.uint8)).save(p)
