@@ -256,7 +256,7 @@ def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
     return {rec["input"]: rec for rec in read_records(path).records}
 
 
-_TEMP_RE = re.compile(r"^\..+" + re.escape(aio.TEMP_MARK) + r"[0-9a-f]{8}$")
+_TEMP_RE = re.compile(r"\..+" + re.escape(aio.TEMP_MARK) + r"[0-9a-f]{8}", re.DOTALL)  # fullmatch: names may hold newlines
 
 
 def remove_stale_temps(out_dir: Path) -> int:
@@ -266,7 +266,7 @@ def remove_stale_temps(out_dir: Path) -> int:
         return 0
     for dirpath, _dirs, files in os.walk(out_dir):
         for name in files:
-            if _TEMP_RE.match(name):
+            if _TEMP_RE.fullmatch(name):
                 try:
                     os.unlink(os.path.join(dirpath, name))
                     n += 1

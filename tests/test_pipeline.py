@@ -663,3 +663,17 @@ def test_cli_output_folder_that_cannot_be_written_is_one_line_exit_2(tmp_path):
                                    "--model", str(write_tiny_onnx(tmp_path)), "--no-report"])
     assert res.exit_code == 2, res.output
     assert "cannot write to the output folder" in res.output and "Traceback" not in res.output
+
+
+def test_stale_temps_removed_whatever_the_name(tmp_path):
+    """A killed run's temp files are removed on the next run, also for names holding a newline;
+    files that only look similar are kept."""
+    from archive_restore.pipeline import remove_stale_temps
+
+    (tmp_path / "sub").mkdir()
+    stale = [aio.temp_path_for(tmp_path / name) for name in ("a.jpg", "line\nbreak.jpg", "sub/é b.png")]
+    kept = [tmp_path / "a.jpg", tmp_path / f".x{aio.TEMP_MARK}1234abcd.bak", tmp_path / f"x{aio.TEMP_MARK}1234abcd"]
+    for p in stale + kept:
+        p.write_bytes(b"x")
+    assert remove_stale_temps(tmp_path) == 3
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
