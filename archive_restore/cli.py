@@ -80,7 +80,7 @@ def folder_cmd(
     input_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, readable=True, help="Folder of scans (walked recursively; never modified).")],
     out: Annotated[Optional[Path], typer.Option("--out", file_okay=False, help="Output folder (default: <INPUT_DIR>_restored beside the input). Must not be inside INPUT_DIR.")] = None,
     auto_mask: Annotated[bool, typer.Option("--auto-mask", help="Detect scratches, cracks, dust, text and blotches automatically.")] = False,
-    masks: Annotated[Optional[Path], typer.Option("--masks", exists=True, file_okay=False, dir_okay=True, help="Folder of user masks: MASK_DIR/<relative path>.png (e.g. box1/a.jpg.png: the layout of `restore masks` and of OUT_DIR/masks/, so either can be edited and given back here; the older box1/a.png is read too when no other scan shares that name); nonzero = fill. A missing mask = nothing to fill by hand.")] = None,
+    masks: Annotated[Optional[Path], typer.Option("--masks", exists=True, file_okay=False, dir_okay=True, help="Folder of user masks: MASK_DIR/<relative path>.png (e.g. box1/a.jpg.png: the layout of `restore masks` and of OUT_DIR/masks/, so either can be edited and given back here, OUT_DIR/masks in place with the same --out; the older box1/a.png is read too when no other scan shares that name); black = keep, any other colour = fill, transparent = keep; a mask filling over half its image is refused as inverted. A missing mask = nothing to fill by hand. A mask edited in OUT_DIR/masks is never overwritten by a rerun.")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", exists=True, dir_okay=False, help="ONNX generator with its JSON sidecar (default: the shipped gunet_v3 in export/, as export/gunet_v3_int8.onnx on the CPU, about 1.8x faster there on CPUs with VNNI and 1.4x on AVX2-only ones, with masked PSNR within 0.06 dB, and as the fp32 export/gunet_v3.onnx on CUDA; give export/gunet_v3.onnx to run fp32 on the CPU).")] = None,
     device: Annotated[_Device, typer.Option("--device", help="auto: CUDA when ONNX Runtime can really run there, else CPU; cuda: fail if CUDA is unusable.")] = _Device.auto,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Decode/mask threads.")] = 2,
@@ -186,6 +186,12 @@ def folder_cmd(
         typer.echo(f"warning: {n} file{'s' if n > 1 else ''} in --masks {masks} match{'es' if n == 1 else ''} no scan and "
                    f"{'were' if n > 1 else 'was'} not used ({eg}); a scan's mask is <its path>.png, "
                    f"e.g. box1/a.jpg -> box1/a.jpg.png", err=True)
+    if summary.edited_masks:
+        n = len(summary.edited_masks)
+        eg = ", ".join(summary.edited_masks[:3]) + (", ..." if n > 3 else "")
+        typer.echo(f"warning: {n} mask{'s' if n > 1 else ''} in {summary.out_dir / 'masks'} {'were' if n > 1 else 'was'} "
+                   f"edited after the run wrote {'them' if n > 1 else 'it'} and not used ({eg}); to use the edits: "
+                   f"restore folder {summary.input_dir} --out {summary.out_dir} --masks {summary.out_dir / 'masks'}", err=True)
     if not no_report and summary.done:
         try:
             report = render_report(summary.out_dir)
@@ -343,10 +349,13 @@ def masks_cmd(
     mask_sensitivity: Annotated[_Sensitivity, typer.Option("--mask-sensitivity", help=SENS_HELP)] = _Sensitivity.medium,
     detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.learned,
     detector_graph: Annotated[Optional[Path], typer.Option("--detector-graph", exists=True, dir_okay=False, help=GRAPH_HELP)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace masks already in OUT (by default they are kept: they may hold your edits, and a rerun after adding scans only adds theirs).")] = False,
 ) -> None:
     """Write automatic damage masks only (OUT/<relative path>.png, e.g. box1/a.jpg.png; 255 = fill) for review and editing.
 
-    Edit them if needed, then run `restore folder INPUT_DIR --masks OUT`.
+    Edit them if needed (white or any colour = fill, black = keep; strokes on a transparent
+    layer fill where painted), then run `restore folder INPUT_DIR --masks OUT`. Masks already
+    in OUT are kept unless --force.
     """
     from rich.console import Console
 
@@ -358,21 +367,24 @@ def masks_cmd(
     if dst == src or src in dst.parents:
         fail(f"--out {dst} is inside the input folder {src}; choose a folder outside it", 2)
     console = Console(stderr=True)
-    failed = done = 0
+    failed = done = kept = 0
     cfg = MaskConfig(sensitivity=mask_sensitivity.value, detector=detector.value, detector_graph=_detector_graph(detector, detector_graph))
-    for job in write_masks(src, dst, cfg):
+    for job in write_masks(src, dst, cfg, force=force):
         if job.error:
             failed += 1
             typer.echo(f"error: {job.rel}: {job.error}", err=True)
+        elif job.kept:
+            kept += 1
         else:
             done += 1
             console.print(f"{job.rel}: {job.flagged * 100:.2f}% flagged {job.kind_pixels}", highlight=False)
-    if not done and not failed:
+    if not done and not failed and not kept:
         from archive_restore.io import IMAGE_EXTENSIONS
 
         typer.echo(f"warning: no scans found under {src} (looked for {' '.join(IMAGE_EXTENSIONS)} in any case, "
                    "in all subfolders)", err=True)
-    typer.echo(f"{done} masks written to {dst}" + (f", {failed} failed" if failed else ""))
+    typer.echo(f"{done} masks written to {dst}" + (f", {kept} already there kept (--force replaces them)" if kept else "")
+               + (f", {failed} failed" if failed else ""))
     if failed:
         raise typer.Exit(1)
 

@@ -933,35 +933,66 @@ def to_rgb8(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
+MAX_USER_MASK_FRACTION = 0.5  # a user mask covering more is refused (an inverted mask, most likely)
+
+
 def read_mask(path: Path | str, shape: tuple[int, int], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """A user mask file (any readable format, EXIF orientation applied) -> (H, W) bool,
-    nonzero = fill. Raises ``ImageError`` when unreadable or not of ``shape`` (H, W)."""
+    """A user mask file (any readable format, EXIF orientation applied) -> (H, W) bool.
+
+    Fill where any colour channel is nonzero (white, or any mark, on black), except where the
+    mask is transparent: an editor's layer of strokes exported with alpha fills only where it
+    is painted (alpha nonzero), whatever colour lies under the transparent pixels. CMYK masks
+    are read as their RGB (CMYK 0 is white). Raises ``ImageError`` (one line naming the file)
+    when it is unreadable, not of ``shape`` (H, W), or covers more than half the image (a mask
+    inverted, saved on a grey or white background, or read without its alpha).
+    """
     path = Path(path)
     try:
+        if path.stat().st_size == 0:
+            raise ImageError(f"user mask {path.name} is an empty file (0 bytes)")
         with open(path, "rb") as fp, open_image(fp, max_pixels) as im:
             w, h = im.size
             if w * h > max_pixels:
-                raise ImageError(f"user mask {w}x{h} exceeds the pixel limit")
+                raise ImageError(f"user mask {path.name} ({w}x{h}) exceeds the pixel limit")
             exif = im.getexif()
             orientation = 1 if pillow_made_upright(im) else int(exif.get(ORIENTATION_TAG, 1) or 1)
             if im.mode in ("P", "PA"):
-                im2 = im.convert("RGBA" if "transparency" in im.info else "RGB")
+                im2 = im.convert("RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB")
             elif im.mode == "1":
                 im2 = im.convert("L")
+            elif im.mode == "CMYK":
+                im2 = im.convert("RGB")
+            elif im.mode == "RGBa":
+                im2 = im.convert("RGBA")
+            elif im.mode == "La":
+                im2 = im.convert("LA")
             else:
                 im2 = im
             a = np.asarray(im2)
     except ImageError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"unreadable user mask {path.name}: not a readable image (unknown format or corrupt header)") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise ImageError(f"unreadable user mask {path.name}: {_one_line(exc)}") from exc
     if a.ndim == 2:
         a = a[..., None]
-    if a.shape[2] in (2, 4):  # grey+alpha or RGBA: the colour channels decide
-        a = a[..., :-1]
-    m = np.ascontiguousarray(apply_orientation(a, orientation if orientation in range(1, 9) else 1)).any(axis=2)
+    if a.shape[2] in (2, 4):  # grey+alpha or RGBA: painted (alpha > 0) and not black
+        m = a[..., :-1].any(axis=2) & (a[..., -1] > 0)
+    else:
+        m = a.any(axis=2)
+    m = np.ascontiguousarray(apply_orientation(m[..., None], orientation if orientation in range(1, 9) else 1)[..., 0])
     if m.shape != tuple(shape):
-        raise ImageError(f"user mask is {m.shape[1]}x{m.shape[0]} but the image is {shape[1]}x{shape[0]}")
+        hint = ""
+        if m.shape == tuple(shape)[::-1]:
+            hint = " (turned a quarter: was it saved in the scan's stored orientation, before its EXIF rotation?)"
+        raise ImageError(f"user mask {path.name} is {m.shape[1]}x{m.shape[0]} but the image is {shape[1]}x{shape[0]}{hint}")
+    frac = float(np.count_nonzero(m)) / m.size if m.size else 0.0
+    if frac > MAX_USER_MASK_FRACTION:
+        raise ImageError(
+            f"user mask {path.name} would fill {frac:.0%} of the image; refused (black = keep, any other "
+            "colour = fill: is it inverted, on a grey or white background, or painted on a transparent "
+            "layer whose alpha was lost?)")
     return m
 
 

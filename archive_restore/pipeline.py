@@ -22,9 +22,11 @@ Policies:
 - User masks: ``MASK_DIR/<relative path>.png`` (``box1/a.jpg.png``: the layout this module
   writes to ``OUT/masks/`` and ``restore masks`` writes, so either can be edited and fed
   back), else the older ``MASK_DIR/<relative path with its extension replaced by .png>``
-  when no other scan maps to that name (``UserMasks``); nonzero = fill; applied to the
-  upright image. A MISSING user mask means "nothing to fill by hand"
-  (an empty user mask), not an error; a mask of the wrong size fails that image.
+  when no other scan maps to that name (``UserMasks``); black = keep, other colours fill,
+  transparent keeps (``io.read_mask``); applied to the upright image. A MISSING user mask
+  means "nothing to fill by hand" (an empty user mask), not an error; a mask of the wrong size
+  fails that image. ``OUT/masks`` itself may be given back (edited in place); records hold the
+  written mask's sha256, and a mask edited since is never overwritten (see ``mask_edited``).
 - Empty final mask: the input is copied byte for byte (status ``unchanged``, mask null).
 - Resume: an image is ``skipped`` when the last manifest record for it succeeded with the
   same input sha256, settings and model id, and its output (and mask) still exist with the
@@ -101,6 +103,9 @@ class Summary:
     # files in the --masks folder that no scan of the run looks for (misnamed or orphaned
     # masks: almost always a mistake worth telling), relative POSIX paths, sorted
     unused_masks: list[str] = field(default_factory=list)
+    # masks in OUT/masks that differ from what the run wrote (edited in place) for images that
+    # were skipped: the edits were not used; relative POSIX paths of the scans
+    edited_masks: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> int:
@@ -123,6 +128,7 @@ class _Job:
     windows: list[win.Window] = field(default_factory=list)
     pending: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    keep_mask_file: bool = False  # the mask is the user's own file in OUT/masks, as it is
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -246,6 +252,33 @@ def mark_mask_collisions(tasks: list[tuple[str, Path, Optional[str]]]) -> list[t
     return [(rel, path, err or (why if collides(rel) else None)) for rel, path, err in tasks]
 
 
+def written_masks(path: Path) -> dict[str, tuple[str, str]]:
+    """input -> (mask path under OUT, its sha256) of the mask that the runs recorded in manifest
+    ``path`` last left in OUT/masks: a later ``restored`` or ``skipped`` record replaces it, an
+    ``unchanged`` one (the mask was removed) drops it, a ``failed`` one leaves it (a failed
+    image's mask file stays). Records without ``mask_sha256`` (before session 25) count as
+    unknown: no entry."""
+    out: dict[str, tuple[str, str]] = {}
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return out
+    for line in text.splitlines():  # every record in order (the report's reader keeps the last)
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a kill
+        if not isinstance(rec, dict) or not isinstance(rec.get("input"), str):
+            continue
+        if rec.get("status") in ("restored", "skipped", "unchanged"):
+            out.pop(rec["input"], None)
+            sha = rec.get("mask_sha256")
+            # only the mask's own place in OUT/masks: a record naming another file is ignored
+            if rec.get("mask") == f"{MASKS_DIRNAME}/{aio.mask_name(rec['input'])}" and isinstance(sha, str):
+                out[rec["input"]] = (rec["mask"], sha)
+    return out
+
+
 def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
     """Last record per ``input`` of a manifest (none if it does not exist); malformed lines, such
     as a write cut by a kill, are skipped by the one manifest reader, ``report.records``."""
@@ -305,33 +338,61 @@ class UserMasks:
     looked for first; then the older ``MASK_DIR/<rel with its extension replaced by .png>``
     (``io.legacy_mask_name``), but only when no other scan of the run maps to that name: a
     ``box1/a.png`` that could be the mask of ``box1/a.jpg`` or of ``box1/a.tif`` is refused
-    for both with a per-file error, never given to one of them by guess."""
+    for both with a per-file error, never given to one of them by guess. Names are matched
+    as written first, then in Unicode NFC (macOS and some copy tools store "é" decomposed,
+    so a mask named there would otherwise not be found: the two spellings look identical)."""
 
     def __init__(self, masks_dir: Path, rels: Sequence[str]) -> None:
         self.dir = Path(masks_dir)
         legacy = collections.Counter(aio.legacy_mask_name(r) for r in rels)
         exact = {aio.mask_name(r) for r in rels}
         self._shared = {n for n, c in legacy.items() if c > 1 or n in exact}
-        self._claimed = exact | set(legacy)  # every name some scan looks for
+        self._claimed = {_nfc(n) for n in exact | set(legacy)}  # every name some scan looks for
+        self._present: dict[str, str] = {}  # NFC name -> the name on disk, for files and links
+        for dirpath, dirnames, files in os.walk(self.dir):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in files + [d for d in dirnames if Path(dirpath, d).is_symlink()]:
+                rel = Path(dirpath, name).relative_to(self.dir).as_posix()
+                self._present.setdefault(_nfc(rel), rel)
+
+    def _lookup(self, name: str) -> Optional[Path]:
+        """The path of mask ``name`` as it is on disk (any normalisation), or None. Raises
+        ``aio.ImageError`` when something is there that is not a readable file."""
+        p = self.dir / name
+        if not os.path.lexists(p):
+            on_disk = self._present.get(_nfc(name))
+            if on_disk is None:
+                return None
+            p = self.dir / on_disk
+        if not p.is_file():
+            what = "a link to nothing" if p.is_symlink() and not p.exists() else "not a file"
+            raise aio.ImageError(f"user mask {name} is {what}")
+        return p
 
     def find(self, rel: str) -> Optional[Path]:
         """The mask file of scan ``rel``, or None when it has none. Raises ``aio.ImageError`` (a
-        per-file failure: the batch goes on) for an ambiguous old-layout name."""
-        exact = self.dir / aio.mask_name(rel)
-        if exact.is_file():
+        per-file failure: the batch goes on) for an ambiguous old-layout name, or when the mask's
+        name holds something other than a file (a directory, a dangling link)."""
+        exact = self._lookup(aio.mask_name(rel))
+        if exact is not None:
             return exact
         name = aio.legacy_mask_name(rel)
-        if (self.dir / name).is_file():
-            if name in self._shared:
-                raise aio.ImageError(f"user mask {name} could belong to more than one scan; name it {aio.mask_name(rel)}")
-            return self.dir / name
-        return None
+        found = self._lookup(name)
+        if found is not None and name in self._shared:
+            raise aio.ImageError(f"user mask {name} could belong to more than one scan; name it {aio.mask_name(rel)}")
+        return found
 
     def unused(self) -> list[str]:
         """Files under the mask folder (hidden ones and stale temp files aside) that are not
         the mask of any scan of the run in either layout: masks that name no scan. Sorted."""
-        found = (p.relative_to(self.dir).as_posix() for p in self.dir.rglob("*") if p.is_file())
-        return sorted(n for n in found if n not in self._claimed and not any(part.startswith(".") for part in n.split("/")))
+        return sorted(disk for key, disk in self._present.items()
+                      if key not in self._claimed and not any(part.startswith(".") for part in disk.split("/")))
+
+
+def _nfc(name: str) -> str:
+    import unicodedata  # noqa: PLC0415
+
+    return unicodedata.normalize("NFC", name)
 
 
 def render_report(out_dir: Path) -> Path:
@@ -378,8 +439,13 @@ def restore_folder(
     mdir = Path(masks_dir).resolve() if masks_dir is not None else None
     if mdir is not None and not mdir.is_dir():
         raise UsageError(f"masks folder not found: {masks_dir}")
-    if mdir is not None and (mdir == out or mdir.is_relative_to(out)):
-        raise UsageError(f"masks folder {mdir} is inside the output folder {out}, which the run writes; copy the masks elsewhere")
+    own_masks = mdir is not None and mdir == out / MASKS_DIRNAME  # a run's masks, edited in place
+    if mdir is not None and not own_masks and (mdir == out or mdir.is_relative_to(out)):
+        raise UsageError(f"masks folder {mdir} is inside the output folder {out}, which the run writes; copy the masks "
+                         f"elsewhere (only the run's own {out / MASKS_DIRNAME} can be given back in place)")
+    if mdir is not None and mdir == inp:
+        raise UsageError(f"--masks is the input folder {inp}: its masks would be read as scans too; keep them in a "
+                         f"folder of their own (e.g. {inp / 'masks'}, which is then not walked)")
     if session is None:
         from archive_restore.runtime.session import InpaintSession  # noqa: PLC0415
 
@@ -407,6 +473,7 @@ def restore_folder(
         raise UsageError(f"cannot write to the output folder {out}: {exc.strerror or _one_line(exc)}") from exc
     remove_stale_temps(out)
     previous = {} if force else read_manifest(manifest_path)
+    written = written_masks(manifest_path)  # also under --force: no edited mask is overwritten
     tasks = mark_mask_collisions(list_inputs(inp, exclude=[mdir] if mdir is not None else []))
     user_masks = UserMasks(mdir, [rel for rel, _, _ in tasks]) if mdir is not None else None
     summary = Summary(input_dir=inp, out_dir=out, manifest=manifest_path, total=len(tasks))
@@ -454,6 +521,7 @@ def restore_folder(
             "input_root": str(inp),
             "output": None,
             "mask": None,
+            "mask_sha256": None,
             "input_sha256": None,
             "output_sha256": None,
             "status": "failed",
@@ -474,6 +542,30 @@ def restore_folder(
             "finished_at": None,
             "tool_version": __version__,
         }
+
+    def mask_edited(rel: str) -> bool:
+        """Whether OUT/masks holds a mask for ``rel`` that differs from the one the run last
+        wrote there (edited by hand). Records from before session 25 have no mask hash: False."""
+        if rel not in written:
+            return False
+        name, sha = written[rel]
+        try:
+            return (out / name).is_file() and aio.sha256_file(out / name) != sha
+        except OSError:
+            return False
+
+    def remove_old_mask(rel: str) -> None:
+        """An image now left unchanged: the mask an earlier run wrote for it goes (it would
+        come back in the next review round), unless it was edited since (then the image has
+        failed before this) or it is the user's own empty mask given back in place."""
+        if rel not in written or own_masks:
+            return
+        name, sha = written[rel]
+        try:
+            if (out / name).is_file() and aio.sha256_file(out / name) == sha:
+                (out / name).unlink()
+        except OSError:
+            pass
 
     def resumable(job: _Job) -> Optional[dict[str, Any]]:
         prev = previous.get(job.rel)
@@ -499,16 +591,25 @@ def restore_folder(
             rec["input_sha256"] = aio.sha256_file(job.path)
         except OSError as exc:
             raise aio.ImageError(f"unreadable: {exc.strerror or _one_line(exc)}") from exc
+        umask_file = None
         if user_masks is not None:
             umask_file = user_masks.find(job.rel)
             rec["settings"]["user_mask_sha256"] = aio.sha256_file(umask_file) if umask_file is not None else None
+        edited = mask_edited(job.rel)
         prev = resumable(job)
         if prev is not None:
-            for key in ("output", "mask", "output_sha256", "width", "height", "format", "mode", "masked_fraction", "kind_pixels", "windows", "tone_locked"):
+            for key in ("output", "mask", "mask_sha256", "output_sha256", "width", "height", "format", "mode", "masked_fraction", "kind_pixels", "windows", "tone_locked"):
                 rec[key] = prev.get(key)
             job.status = "skipped"
             job.timings["decode"] = time.perf_counter() - t
+            if edited:
+                summary.edited_masks.append(job.rel)
             return
+        if edited and not own_masks:
+            raise aio.ImageError(
+                f"{MASKS_DIRNAME}/{aio.mask_name(job.rel)} in the output folder was edited after the run wrote it; "
+                f"redoing the image would overwrite it: use the edits with --masks {out / MASKS_DIRNAME}, "
+                "or delete the file to redo the image without them")
         scan = aio.read_scan(job.path, runtime.max_pixels, runtime.jpeg_quality)
         aio.check_writable(scan)
         job.timings["decode"] = time.perf_counter() - t
@@ -529,6 +630,9 @@ def restore_folder(
                 um = aio.read_mask(umask_file, shape, runtime.max_pixels)
                 mask |= um
                 kinds["user"] = int(np.count_nonzero(um))
+                # given back in place and not added to: the user's file stays as it is
+                job.keep_mask_file = own_masks and umask_file == out / MASKS_DIRNAME / aio.mask_name(job.rel) \
+                    and np.array_equal(mask, um)
             else:
                 kinds["user"] = 0
         n = int(np.count_nonzero(mask))
@@ -667,6 +771,7 @@ def restore_folder(
                     rec["output_sha256"] = aio.sha256_file(dest)
                     if rec["output_sha256"] != rec["input_sha256"]:
                         raise RuntimeError("input changed while it was being copied")
+                    remove_old_mask(job.rel)
                 else:
                     mrel = f"{MASKS_DIRNAME}/{aio.mask_name(job.rel)}"
                     aio.check_name_length(mrel)  # before anything is written
@@ -676,7 +781,9 @@ def restore_folder(
                                                     strength=runtime.grain)
                     aio.write_image(dest, job.scan.pixels, job.scan, runtime.jpeg_quality)  # type: ignore[union-attr]
                     try:
-                        aio.write_mask(out / mrel, job.mask)  # type: ignore[arg-type]
+                        if not job.keep_mask_file:
+                            aio.write_mask(out / mrel, job.mask)  # type: ignore[arg-type]
+                        rec["mask_sha256"] = aio.sha256_file(out / mrel)
                     except BaseException:
                         dest.unlink(missing_ok=True)  # no output without its mask (the record says failed)
                         raise
@@ -690,7 +797,7 @@ def restore_folder(
         job.timings["encode"] = time.perf_counter() - t
         if job.error is not None:
             job.status = "failed"
-            rec.update(output=None, mask=None, output_sha256=None, error=job.error)
+            rec.update(output=None, mask=None, mask_sha256=None, output_sha256=None, error=job.error)
         rec["status"] = job.status
         job.timings["total"] = time.perf_counter() - job.t0
         rec["timings"] = {k: round(v, 4) for k, v in job.timings.items()}

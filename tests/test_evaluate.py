@@ -92,6 +92,16 @@ def test_cli_masks_and_evaluate(tmp_path):
     for rel, h in (("a/b.jpg.png", 64), ("a/b.tif.png", 48), ("c.png.png", 64)):  # restore folder's masks/ layout
         m = np.asarray(Image.open(tmp_path / "m" / rel))
         assert m.shape == (h, 80) and m.dtype == np.uint8 and set(np.unique(m)) <= {0, 255}
+    assert "ImageError" not in res.output and "broken.png: not a readable image" in res.output
+    edited = tmp_path / "m" / "c.png.png"
+    Image.fromarray(np.full((64, 80), 255, np.uint8)).save(edited)  # a person's edit
+    Image.fromarray(_img(5)).save(src / "new.png")  # a scan added later
+    res = runner.invoke(app, ["masks", str(src), "--out", str(tmp_path / "m")])
+    assert "1 masks written" in res.output and "3 already there kept" in res.output
+    assert np.asarray(Image.open(edited)).min() == 255 and (tmp_path / "m" / "new.png.png").is_file()
+    res = runner.invoke(app, ["masks", str(src), "--out", str(tmp_path / "m"), "--force"])
+    assert "4 masks written" in res.output and np.asarray(Image.open(edited)).min() == 0
+    (src / "new.png").unlink()
     res = runner.invoke(app, ["masks", str(src), "--out", str(src / "inside")])
     assert res.exit_code == 2 and "inside the input folder" in res.output  # usage errors exit 2
     res = runner.invoke(app, ["masks", str(src), "--out", str(tmp_path / "m2"), "--mask-sensitivity", "extreme"])

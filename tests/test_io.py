@@ -244,6 +244,40 @@ def test_user_mask_reading(tmp_path):
         aio.read_mask(tmp_path / "m.png", (12, 10))
 
 
+def test_user_masks_as_editors_save_them(tmp_path):
+    """Strokes on a transparent layer fill where painted, whatever colour lies under the
+    transparent pixels; a mask that would fill most of the image (inverted, grey background,
+    alpha lost) is refused with a hint; empty and rotated masks say what is wrong."""
+    strokes = np.zeros((40, 60), bool)
+    strokes[10:14, 5:50] = True
+    rgba = np.zeros((40, 60, 4), np.uint8)
+    rgba[..., :3] = 255  # white under the transparent pixels
+    rgba[..., 3] = strokes * 255
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    la = np.stack([np.full((40, 60), 255, np.uint8), (strokes * 255).astype(np.uint8)], axis=2)
+    Image.fromarray(la, "LA").save(tmp_path / "la.png")
+    pal = Image.fromarray(np.where(strokes, 1, 0).astype(np.uint8), "P")
+    pal.putpalette([255, 255, 255, 255, 0, 0] + [0] * 762)
+    pal.save(tmp_path / "pal.png", transparency=0)  # transparent index is white
+    Image.fromarray(np.where(strokes, 255, 0).astype(np.uint8)).convert("CMYK").save(tmp_path / "cmyk.tif")
+    for name in ("rgba.png", "la.png", "pal.png", "cmyk.tif"):  # CMYK: white strokes are C=M=Y=K=0
+        assert np.array_equal(aio.read_mask(tmp_path / name, (40, 60)), strokes), name
+    Image.fromarray(np.where(strokes, 0, 255).astype(np.uint8)).save(tmp_path / "inverted.png")
+    Image.fromarray(np.where(strokes, 255, 2).astype(np.uint8)).save(tmp_path / "grey_bg.png")
+    for name in ("inverted.png", "grey_bg.png"):
+        with pytest.raises(aio.ImageError, match=r"would fill (9[0-9]|100)% of the image; refused"):
+            aio.read_mask(tmp_path / name, (40, 60))
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(aio.ImageError, match="empty.png is an empty file"):
+        aio.read_mask(tmp_path / "empty.png", (40, 60))
+    (tmp_path / "junk.png").write_bytes(b"not an image at all")
+    with pytest.raises(aio.ImageError, match=r"junk.png: not a readable image \(") as e:
+        aio.read_mask(tmp_path / "junk.png", (40, 60))
+    assert "BufferedReader" not in str(e.value)
+    with pytest.raises(aio.ImageError, match="rgba.png is 60x40 but the image is 40x60 .turned a quarter"):
+        aio.read_mask(tmp_path / "rgba.png", (60, 40))
+
+
 def test_16bit_colour_png_orientation_applied_once(tmp_path):
     rng = np.random.default_rng(11)
     stored = rng.integers(0, 65535, (9, 14, 3), dtype=np.uint16, endpoint=True)

@@ -25,7 +25,7 @@ from tests.pipeline_fakes import FakeSession, write_tiny_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST_KEYS = {
-    "input", "input_root", "output", "mask", "input_sha256", "output_sha256", "status", "error", "width", "height",
+    "input", "input_root", "output", "mask", "mask_sha256", "input_sha256", "output_sha256", "status", "error", "width", "height",
     "format", "mode", "masked_fraction", "kind_pixels", "windows", "tone_locked", "timings", "provider", "model_id", "model_name",
     "settings", "finished_at", "tool_version",
 }
@@ -208,7 +208,7 @@ def test_bad_inputs_fail_one_by_one_and_the_batch_goes_on(tmp_path):
         "bad/bomb.png": "decompression bomb",
         "bad/cmyk.jpg": "CMYK",
         "bad/palette.png": "palette",
-        "bad/wrongmask.png": "user mask is 10x10 but the image is 80x60",
+        "bad/wrongmask.png": "user mask wrongmask.png is 10x10 but the image is 80x60",
         "bad/escape.png": "outside the input folder",
         "bad/dangling.png": "unreadable",
     }
@@ -272,9 +272,82 @@ def test_out_inside_input_and_missing_mask_source_refused(tmp_path):
         res = runner.invoke(app, args)
         assert res.exit_code == 2, (args, res.output)
     assert not (inp / "restored").exists() and not (tmp_path / "o").exists()
-    (tmp_path / "o2" / "masks").mkdir(parents=True)
-    with pytest.raises(pipeline.UsageError, match="masks folder"):
-        pipeline.restore_folder(inp, tmp_path / "o2", masks_dir=tmp_path / "o2" / "masks", session=FakeSession())
+    (tmp_path / "o2" / "other").mkdir(parents=True)
+    with pytest.raises(pipeline.UsageError, match="masks folder"):  # inside OUT, not the run's own masks
+        pipeline.restore_folder(inp, tmp_path / "o2", masks_dir=tmp_path / "o2" / "other", session=FakeSession())
+    with pytest.raises(pipeline.UsageError, match="input folder"):  # masks beside the scans would be scans too
+        pipeline.restore_folder(inp, tmp_path / "o3", masks_dir=inp, session=FakeSession())
+
+
+def _paint(path: Path, box: tuple[slice, slice]) -> None:
+    m = np.asarray(Image.open(path)).copy()
+    m[box] = 255
+    Image.fromarray(m).save(path, compress_level=1)  # an editor's encoding, not ours
+
+
+def test_masks_edited_in_place_are_used_or_kept_never_lost(tmp_path):
+    """A run's OUT/masks may be edited and given back in place (--masks OUT/masks); until
+    then no rerun, --force included, overwrites an edited mask."""
+    inp, masks, out = tmp_path / "scans", tmp_path / "m", tmp_path / "out"
+    make_archive(inp, masks)
+    kw = dict(session=FakeSession(), handle_sigint=False)
+    pipeline.restore_folder(inp, out, masks_dir=masks, **kw)
+    first = last_records(out)
+    rel = "box1/a.jpg"
+    mfile = out / first[rel]["mask"]
+    assert first[rel]["mask_sha256"] == hashlib.sha256(mfile.read_bytes()).hexdigest()
+    _paint(mfile, (slice(5, 15), slice(5, 15)))
+    edited = mfile.read_bytes()
+    s = pipeline.restore_folder(inp, out, masks_dir=masks, **kw)  # same settings: skipped, and said
+    assert s.counts["skipped"] == len(first) and s.edited_masks == [rel]
+    s = pipeline.restore_folder(inp, out, masks_dir=masks, force=True, **kw)
+    recs = last_records(out)
+    assert recs[rel]["status"] == "failed" and "edited after the run" in recs[rel]["error"]
+    assert mfile.read_bytes() == edited and s.counts["restored"] == len(first) - 1 - s.counts["unchanged"]
+    s = pipeline.restore_folder(inp, out, masks_dir=masks, force=True, **kw)  # after its failed record too
+    assert last_records(out)[rel]["status"] == "failed" and mfile.read_bytes() == edited
+    s = pipeline.restore_folder(inp, out, masks_dir=out / "masks", **kw)  # given back in place
+    recs = last_records(out)
+    assert recs[rel]["status"] == "restored" and mfile.read_bytes() == edited  # the user's file, as it is
+    used = np.asarray(Image.open(mfile)) > 0
+    assert used[5:15, 5:15].all() and recs[rel]["mask_sha256"] == hashlib.sha256(edited).hexdigest()
+    restored = aio.read_scan(out / rel).pixels
+    assert not np.array_equal(restored[5:15, 5:15], aio.read_scan(inp / rel).pixels[5:15, 5:15])
+    s = pipeline.restore_folder(inp, out, masks_dir=out / "masks", **kw)  # and then it is stable
+    assert s.counts["skipped"] == s.total and not s.edited_masks
+
+
+def test_mask_of_an_image_now_unchanged_is_removed(tmp_path):
+    """An image whose user mask was emptied comes out unchanged; the mask the earlier run wrote
+    goes, or it would come back in the next review round."""
+    inp, masks, out = tmp_path / "scans", tmp_path / "m", tmp_path / "out"
+    make_archive(inp, masks)
+    kw = dict(session=FakeSession(), handle_sigint=False)
+    pipeline.restore_folder(inp, out, masks_dir=masks, **kw)
+    rel = "box1/a.jpg"
+    Image.fromarray(np.zeros((60, 80), np.uint8)).save(masks / "box1/a.png")
+    pipeline.restore_folder(inp, out, masks_dir=masks, **kw)
+    assert last_records(out)[rel]["status"] == "unchanged"
+    assert not (out / "masks" / "box1/a.jpg.png").exists()
+    assert (out / rel).read_bytes() == (inp / rel).read_bytes()
+
+
+def test_user_mask_names_that_are_not_files_fail_and_nfd_names_are_found(tmp_path):
+    import unicodedata
+
+    inp, masks, out = tmp_path / "scans", tmp_path / "m", tmp_path / "out"
+    (masks / "x").mkdir(parents=True)
+    inp.mkdir()
+    for name in ("dir.png", "link.png", "Zoë café.png"):
+        Image.fromarray(photo(60, 80)).save(inp / name)
+    (masks / "dir.png.png").mkdir()
+    os.symlink(tmp_path / "gone.png", masks / "link.png.png")
+    Image.fromarray(scratch(60, 80)).save(masks / unicodedata.normalize("NFD", "Zoë café.png.png"))
+    s = pipeline.restore_folder(inp, out, masks_dir=masks, session=FakeSession(), handle_sigint=False)
+    recs = last_records(out)
+    assert "is not a file" in recs["dir.png"]["error"] and "link to nothing" in recs["link.png"]["error"]
+    assert recs["Zoë café.png"]["status"] == "restored" and recs["Zoë café.png"]["kind_pixels"]["user"] > 0
+    assert s.unused_masks == []
 
 
 def _run_cli(args: list[str], **kw) -> subprocess.Popen:

@@ -9,6 +9,7 @@ unambiguous.)
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -28,6 +29,7 @@ class MaskJob:
     flagged: float = 0.0
     kind_pixels: dict[str, int] | None = None
     error: str | None = None
+    kept: bool = False  # a mask was already there (perhaps edited by hand) and was left as it is
 
 
 def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -43,11 +45,13 @@ def list_images(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def write_masks(input_dir: Path, out_dir: Path, cfg: MaskConfig) -> Iterator[MaskJob]:
+def write_masks(input_dir: Path, out_dir: Path, cfg: MaskConfig, force: bool = False) -> Iterator[MaskJob]:
     """Detect and write a mask per image; yields one ``MaskJob`` per file (errors included).
     The scans are those ``restore folder`` would walk (``pipeline.list_inputs``: the same
-    extensions, and a file symlink leaving the input folder fails here as it fails there)."""
-    from archive_restore.io import mask_name, write_mask
+    extensions, and a file symlink leaving the input folder fails here as it fails there).
+    A mask already in ``out_dir`` is kept (``kept``; it may hold a person's edits, and a rerun
+    after adding scans should only add theirs) unless ``force``."""
+    from archive_restore.io import ImageError, mask_name, write_mask
     from archive_restore.masks import detect
     from archive_restore.pipeline import list_inputs
 
@@ -57,12 +61,18 @@ def write_masks(input_dir: Path, out_dir: Path, cfg: MaskConfig) -> Iterator[Mas
             job.error = error
             yield job
             continue
+        target = out_dir / mask_name(rel)
+        if not force and os.path.lexists(target):
+            job.out, job.kept = target, True
+            yield job
+            continue
         try:
             image = read_rgb(path)
             res = detect(image, cfg)
-            target = out_dir / mask_name(rel)
             write_mask(target, res.mask)
             job.out, job.flagged, job.kind_pixels = target, float(res.mask.mean()), res.kind_pixels
-        except Exception as exc:  # per-file failure: recorded, the batch goes on
+        except ImageError as exc:  # per-file failure: recorded, the batch goes on
+            job.error = str(exc)
+        except Exception as exc:
             job.error = f"{type(exc).__name__}: {exc}"
         yield job
