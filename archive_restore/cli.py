@@ -180,18 +180,19 @@ def folder_cmd(
         typer.echo(f"failed: {rel}: {err}", err=True)
     if len(summary.failed) > 20:
         typer.echo(f"... and {len(summary.failed) - 20} more failures (see {summary.manifest})", err=True)
+    def few(names: list[str]) -> str:
+        return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
     if summary.unused_masks:
         n = len(summary.unused_masks)
-        eg = ", ".join(summary.unused_masks[:3]) + (", ..." if n > 3 else "")
         typer.echo(f"warning: {n} file{'s' if n > 1 else ''} in --masks {masks} match{'es' if n == 1 else ''} no scan and "
-                   f"{'were' if n > 1 else 'was'} not used ({eg}); a scan's mask is <its path>.png, "
+                   f"{'were' if n > 1 else 'was'} not used ({few(summary.unused_masks)}); a scan's mask is <its path>.png, "
                    f"e.g. box1/a.jpg -> box1/a.jpg.png", err=True)
     if summary.edited_masks:
-        n = len(summary.edited_masks)
-        eg = ", ".join(summary.edited_masks[:3]) + (", ..." if n > 3 else "")
-        typer.echo(f"warning: {n} mask{'s' if n > 1 else ''} in {summary.out_dir / 'masks'} {'were' if n > 1 else 'was'} "
-                   f"edited after the run wrote {'them' if n > 1 else 'it'} and not used ({eg}); to use the edits: "
-                   f"restore folder {summary.input_dir} --out {summary.out_dir} --masks {summary.out_dir / 'masks'}", err=True)
+        n, own = len(summary.edited_masks), summary.out_dir / "masks"
+        typer.echo(f"warning: {n} mask{'s' if n > 1 else ''} in {own} {'were' if n > 1 else 'was'} edited after the run "
+                   f"wrote {'them' if n > 1 else 'it'} and not used ({few(summary.edited_masks)}); to use the edits: "
+                   f"restore folder {summary.input_dir} --out {summary.out_dir} --masks {own}", err=True)
     if not no_report and summary.done:
         try:
             report = render_report(summary.out_dir)
