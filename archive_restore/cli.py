@@ -6,6 +6,8 @@ starts instantly and ``restore folder`` never imports torch.
 
 from __future__ import annotations
 
+import collections
+import os
 import time
 from enum import Enum
 from pathlib import Path
@@ -53,6 +55,15 @@ GRAPH_HELP = ("A learned detector's ONNX graph in place of the shipped one (its 
               "e.g. one exported by `python -m archive_restore.masks.net export`. Needs --detector learned.")
 
 
+def _note_ignored(ignored: dict[str, int]) -> None:
+    """One stderr line on what a folder walk passed over (``pipeline.describe_ignored``)."""
+    from archive_restore.io import IMAGE_EXTENSIONS
+    from archive_restore.pipeline import describe_ignored
+
+    typer.echo(f"note: not scans, passed over: {describe_ignored(ignored)} (scans are {' '.join(IMAGE_EXTENSIONS)} "
+               "files, any case)", err=True)
+
+
 def _detector_graph(detector: "_Detector", graph: Optional[Path]) -> Optional[str]:
     """The checked ``MaskConfig.detector_graph`` for --detector-graph: None when not given; exits
     with code 2 when it is given with --detector rules or its sidecar is missing."""
@@ -97,13 +108,13 @@ def folder_cmd(
 
     Only masked pixels change. Writes OUT_DIR/masks/<file>.png, OUT_DIR/manifest.jsonl and
     OUT_DIR/report.html. Reruns skip finished images (--force redoes them). Exit code: 0 all
-    images OK, 1 any image failed, 2 usage error, 130 interrupted by Ctrl-C.
+    images OK, 1 any image failed, 2 usage error, 130 interrupted by Ctrl-C (143 by SIGTERM).
     """
     import dataclasses
     import sys
 
     from archive_restore.config import MaskConfig
-    from archive_restore.pipeline import UsageError, check_folders, default_out_dir, render_report, restore_folder
+    from archive_restore.pipeline import OutputError, UsageError, check_folders, default_out_dir, render_report, restore_folder
     from archive_restore.runtime.session import RuntimeUnavailable, check_single_runtime
 
     if not auto_mask and masks is None:
@@ -164,7 +175,7 @@ def folder_cmd(
         )
     except UsageError as exc:
         fail(str(exc), 2)
-    except RuntimeUnavailable as exc:
+    except (RuntimeUnavailable, OutputError) as exc:
         fail(str(exc), 1)
     finally:
         if "prog" in state:
@@ -180,6 +191,9 @@ def folder_cmd(
         typer.echo(f"failed: {rel}: {err}", err=True)
     if len(summary.failed) > 20:
         typer.echo(f"... and {len(summary.failed) - 20} more failures (see {summary.manifest})", err=True)
+    if summary.ignored:
+        _note_ignored(summary.ignored)
+
     def few(names: list[str]) -> str:
         return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
@@ -203,7 +217,7 @@ def folder_cmd(
     typer.echo(f"manifest: {summary.manifest}")
     if summary.interrupted:
         typer.echo("interrupted: finished in-flight images; rerun the same command to continue", err=True)
-        raise typer.Exit(130)
+        raise typer.Exit(128 + (summary.stopped_by or 2))  # 130 for Ctrl-C, 143 for SIGTERM
     raise typer.Exit(1 if c["failed"] else 0)
 
 
@@ -367,10 +381,24 @@ def masks_cmd(
     dst = (out if out is not None else src.parent / f"{src.name}_masks").resolve()
     if dst == src or src in dst.parents:
         fail(f"--out {dst} is inside the input folder {src}; choose a folder outside it", 2)
+    from archive_restore.pipeline import UsageError, check_folders
+
+    try:  # the same folders under other paths (bind mounts, a share mounted twice)
+        check_folders(src, dst)
+    except UsageError as exc:
+        fail(str(exc), 2)
     console = Console(stderr=True)
     failed = done = kept = 0
+    ignored: collections.Counter = collections.Counter()
     cfg = MaskConfig(sensitivity=mask_sensitivity.value, detector=detector.value, detector_graph=_detector_graph(detector, detector_graph))
-    for job in write_masks(src, dst, cfg, force=force):
+    try:  # fail now, in one line, rather than after detecting every scan
+        dst.mkdir(parents=True, exist_ok=True)
+        probe = dst / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        fail(f"cannot write to the mask folder {dst}: {exc.strerror or exc}", 2)
+    for job in write_masks(src, dst, cfg, force=force, ignored=ignored):
         if job.error:
             failed += 1
             typer.echo(f"error: {job.rel}: {job.error}", err=True)
@@ -384,6 +412,8 @@ def masks_cmd(
 
         typer.echo(f"warning: no scans found under {src} (looked for {' '.join(IMAGE_EXTENSIONS)} in any case, "
                    "in all subfolders)", err=True)
+    if ignored:
+        _note_ignored(dict(ignored))
     typer.echo(f"{done} masks written to {dst}" + (f", {kept} already there kept (--force replaces them)" if kept else "")
                + (f", {failed} failed" if failed else ""))
     if failed:

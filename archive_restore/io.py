@@ -37,6 +37,8 @@ Policies (documented contract):
 
 from __future__ import annotations
 
+import collections
+import errno
 import hashlib
 import io as _io  # the standard library's (this module is archive_restore.io)
 import os
@@ -48,7 +50,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
@@ -592,6 +594,74 @@ def _inflate(data: bytes) -> bytes:
 
 
 NAME_MAX = 255  # bytes in one file name on the file systems archives live on (ext4, XFS, APFS, NTFS)
+
+
+# Folders and files an archive's tree holds that are not scans: hidden entries (".DS_Store",
+# macOS "._a.jpg" AppleDouble files, ".Trashes", ".thumbnails", ".git") and NAS or Windows
+# housekeeping folders (Synology "@eaDir" thumbnails of every photo, recycle bins, snapshots).
+NOT_SCAN_FOLDERS = frozenset({"@eaDir", "#recycle", "#snapshot", "@Recycle", "@Recently-Snapshot",
+                              "$RECYCLE.BIN", "System Volume Information"})
+
+
+def walk_scans(root: Path | str, exclude: Sequence[Path | str] = (),
+               ignored: Optional[collections.Counter] = None) -> list[tuple[str, Path, Optional[str]]]:
+    """Image files under ``root`` (recursive, sorted; by extension, ``IMAGE_EXTENSIONS`` in any
+    case) as (relative POSIX path, path, error). The one walk every command uses.
+
+    error is set for entries that must fail without being read: a file symlink leaving
+    ``root`` or looping, a non-regular file, and a folder that cannot be read (listed as
+    ``"<folder>/"``, so its scans are not silently missing). Hidden names and
+    ``NOT_SCAN_FOLDERS`` are not walked; folder symlinks are not followed.
+    exclude: folders not walked (a MASK_DIR kept inside INPUT_DIR holds masks, not scans).
+    ignored: when given, counts what was passed over: ``"hidden"`` entries and other files
+        by lower-case extension (``".heic"``, ``".cr2"``, ``""``), so a caller can say so.
+    """
+    root = Path(root).resolve()
+    skip = {Path(e).resolve() for e in exclude}
+    found: list[tuple[str, Path, Optional[str]]] = []
+
+    def unreadable(exc: OSError) -> None:
+        folder = Path(exc.filename or root)
+        try:
+            rel = folder.relative_to(root).as_posix()
+        except ValueError:
+            rel = str(folder)
+        found.append((("" if rel == "." else rel) + "/", folder, f"folder could not be read: {exc.strerror or _one_line(exc)}"))
+
+    def hidden(name: str) -> bool:
+        if name.startswith(".") or name in NOT_SCAN_FOLDERS:
+            if ignored is not None:
+                ignored["hidden"] += 1
+            return True
+        return False
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
+        dirnames[:] = sorted(d for d in dirnames if not hidden(d) and (Path(dirpath) / d) not in skip)
+        for name in sorted(filenames):
+            if hidden(name):
+                continue
+            ext = os.path.splitext(name)[1].lower()
+            if ext not in IMAGE_EXTENSIONS:
+                if ignored is not None:
+                    ignored[ext] += 1
+                continue
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            error = None
+            try:
+                if path.is_symlink():
+                    if not path.resolve(strict=False).is_relative_to(root):
+                        error = "symlink points outside the input folder (refused)"
+                    elif not path.exists():
+                        error = "symlink to nothing (its target is missing)"
+                if error is None and path.exists() and not path.is_file():
+                    error = "not a regular file"
+            except RuntimeError:  # Python 3.11's resolve() on a loop
+                error = "symlink loop (refused)"
+            except OSError as exc:
+                error = "symlink loop (refused)" if exc.errno == errno.ELOOP else f"unreadable: {exc.strerror or _one_line(exc)}"
+            found.append((rel, path, error))
+    return sorted(found, key=lambda t: t[0])
 
 
 def temp_path_for(path: Path) -> Path:

@@ -33,13 +33,15 @@ Policies:
   recorded hash. ``force=True`` redoes everything.
 - Every write is atomic (temp name + fsync + rename); stale temp files from a killed run are
   removed at start. The manifest line is appended and fsynced after the files it names.
-- SIGINT (Ctrl-C): no new image is started; images already decoded are finished, written
-  and recorded; the summary says ``interrupted``. A second Ctrl-C raises KeyboardInterrupt.
+- SIGINT (Ctrl-C), SIGTERM, SIGHUP: no new image is started; images already decoded are
+  finished, written and recorded; the summary says ``interrupted`` (``stopped_by``: the
+  signal). A second signal ends the process at once with exit code 128 + its number.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import queue
@@ -50,7 +52,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -66,6 +68,10 @@ MASKS_DIRNAME = "masks"
 JPEG_POLICY = "source quantization tables and subsampling; quality>=95 when the source has none"
 OK_STATUSES = ("restored", "unchanged", "skipped")
 _STOP = object()  # queue sentinel
+
+
+class OutputError(RuntimeError):
+    """The run cannot go on writing its output folder (the manifest, e.g. on a full disk)."""
 
 
 class UsageError(ValueError):
@@ -106,6 +112,9 @@ class Summary:
     # masks in OUT/masks that differ from what the run wrote (edited in place) for images that
     # were skipped: the edits were not used; relative POSIX paths of the scans
     edited_masks: list[str] = field(default_factory=list)
+    # what the walk passed over: "hidden" entries and other files by extension (io.walk_scans)
+    ignored: dict[str, int] = field(default_factory=dict)
+    stopped_by: Optional[int] = None  # the signal that interrupted the run (SIGINT, SIGTERM, SIGHUP)
 
     @property
     def done(self) -> int:
@@ -200,7 +209,32 @@ def check_folders(input_dir: Path, out_dir: Path) -> tuple[Path, Path]:
         raise UsageError(f"output folder {out} is inside the input folder {inp}; choose another --out (the input tree is never written)")
     if inp.is_relative_to(out):
         raise UsageError(f"input folder {inp} is inside the output folder {out}; outputs could land on inputs, choose another --out")
+    # the same folders under other paths (bind mounts, a share mounted twice): by identity
+    if any(_same_folder(a, inp) for a in (out, *out.parents)):
+        raise UsageError(f"output folder {out} is the input folder {inp}, or inside it, under another path (a bind "
+                         "mount or a share mounted twice); choose another --out (the input tree is never written)")
+    if any(_same_folder(a, out) for a in (inp, *inp.parents)):
+        raise UsageError(f"input folder {inp} is inside the output folder {out} under another path; choose another --out")
     return inp, out
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    """Whether two existing paths are the same folder (device and inode); False if either is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_no_links(out: Path, rel: str) -> None:
+    """Raise ``aio.ImageError`` if a folder on the way from OUT to ``rel`` is a symlink: the
+    write would land wherever it points (into the input tree, even), not in OUT."""
+    p = out
+    for part in rel.split("/")[:-1]:
+        p = p / part
+        if p.is_symlink():
+            raise aio.ImageError(f"{p.relative_to(out).as_posix()} in the output folder is a link; outputs are never "
+                                 "written through links (remove it)")
 
 
 def default_out_dir(input_dir: Path) -> Path:
@@ -209,31 +243,20 @@ def default_out_dir(input_dir: Path) -> Path:
     return inp.with_name(inp.name + "_restored")
 
 
-def list_inputs(input_dir: Path, exclude: Sequence[Path] = ()) -> list[tuple[str, Path, Optional[str]]]:
-    """Image files under ``input_dir`` (sorted, recursive) as (relative POSIX path, path, error).
+def describe_ignored(ignored: dict[str, int]) -> str:
+    """``Summary.ignored`` in words, most common first: "12 .cr2, 3 .heic, 40 hidden"."""
+    parts = [f"{n} {ext or '(no extension)'}" for ext, n in sorted(ignored.items(), key=lambda kv: (-kv[1], kv[0])) if ext != "hidden"]
+    if ignored.get("hidden"):
+        parts.append(f"{ignored['hidden']} hidden (names starting with '.', @eaDir and other NAS or recycle folders)")
+    return ", ".join(parts)
 
-    error is set for files that must fail without being read (escaping symlinks, non-files).
-    exclude: folders not walked (a MASK_DIR kept inside INPUT_DIR holds masks, not scans).
-    """
-    root = Path(input_dir).resolve()
-    skip = {Path(e).resolve() for e in exclude}
-    found: list[tuple[str, Path, Optional[str]]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if (Path(dirpath) / d) not in skip)
-        for name in sorted(filenames):
-            if os.path.splitext(name)[1].lower() not in aio.IMAGE_EXTENSIONS:
-                continue
-            path = Path(dirpath) / name
-            rel = path.relative_to(root).as_posix()
-            error = None
-            if path.is_symlink():
-                target = path.resolve()
-                if not target.is_relative_to(root):
-                    error = "symlink points outside the input folder (refused)"
-            if error is None and path.exists() and not path.is_file():
-                error = "not a regular file"
-            found.append((rel, path, error))
-    return found
+
+def list_inputs(input_dir: Path, exclude: Sequence[Path] = (),
+                ignored: Optional[collections.Counter] = None) -> list[tuple[str, Path, Optional[str]]]:
+    """Image files under ``input_dir`` (sorted, recursive) as (relative POSIX path, path, error):
+    ``io.walk_scans`` (hidden entries and NAS housekeeping folders not walked, unreadable
+    folders and refused links as per-entry errors, ``ignored`` counting what was passed over)."""
+    return aio.walk_scans(input_dir, exclude, ignored)
 
 
 def mark_mask_collisions(tasks: list[tuple[str, Path, Optional[str]]]) -> list[tuple[str, Path, Optional[str]]]:
@@ -252,17 +275,21 @@ def mark_mask_collisions(tasks: list[tuple[str, Path, Optional[str]]]) -> list[t
     return [(rel, path, err or (why if collides(rel) else None)) for rel, path, err in tasks]
 
 
-def written_masks(path: Path) -> dict[str, tuple[str, str]]:
-    """input -> (mask path under OUT, its sha256) of the mask that the runs recorded in manifest
-    ``path`` last left in OUT/masks: a later ``restored`` or ``skipped`` record replaces it, an
-    ``unchanged`` one (the mask was removed) drops it, a ``failed`` one leaves it (a failed
-    image's mask file stays). Records without ``mask_sha256`` (before session 25) count as
-    unknown: no entry."""
+def manifest_history(path: Path) -> tuple[dict[str, tuple[str, str]], dict[str, dict[str, Any]]]:
+    """What the runs recorded in manifest ``path`` left in OUT, which later failed records do
+    not change (a failed image's files stay where they were):
+
+    - input -> (mask path under OUT, its sha256) of the mask last left in OUT/masks: a later
+      ``restored`` or ``skipped`` record replaces it, an ``unchanged`` one (the mask was
+      removed) drops it. Records without ``mask_sha256`` (before session 25): no entry.
+    - input -> its last successful record (``restored``, ``unchanged`` or ``skipped``).
+    """
     out: dict[str, tuple[str, str]] = {}
+    ok: dict[str, dict[str, Any]] = {}
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return out
+        return out, ok
     for line in text.splitlines():  # every record in order (the report's reader keeps the last)
         try:
             rec = json.loads(line)
@@ -270,13 +297,14 @@ def written_masks(path: Path) -> dict[str, tuple[str, str]]:
             continue  # a line cut by a kill
         if not isinstance(rec, dict) or not isinstance(rec.get("input"), str):
             continue
-        if rec.get("status") in ("restored", "skipped", "unchanged"):
+        if rec.get("status") in OK_STATUSES:
+            ok[rec["input"]] = rec
             out.pop(rec["input"], None)
             sha = rec.get("mask_sha256")
             # only the mask's own place in OUT/masks: a record naming another file is ignored
             if rec.get("mask") == f"{MASKS_DIRNAME}/{aio.mask_name(rec['input'])}" and isinstance(sha, str):
                 out[rec["input"]] = (rec["mask"], sha)
-    return out
+    return out, ok
 
 
 def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
@@ -405,7 +433,42 @@ def render_report(out_dir: Path) -> Path:
 # ----------------------------------------------------------------------------- the run
 
 
-def restore_folder(
+LOCK_NAME = ".restore.lock"
+
+
+@contextlib.contextmanager
+def out_lock(out: Path) -> Iterator[None]:
+    """Hold OUT for one run: a second run on the same OUT (which would remove this one's temp
+    files as stale and race on outputs and masks) is refused with ``UsageError``. An advisory
+    ``flock`` on ``OUT/.restore.lock``: the kernel drops it when the process ends, even when
+    killed, so no stale lock ever blocks a rerun. Where ``fcntl`` is missing, no lock."""
+    try:
+        import fcntl  # noqa: PLC0415
+    except ImportError:  # Windows
+        yield
+        return
+    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise UsageError(f"another run is writing to {out} (it holds {out / LOCK_NAME}); wait for it to end, "
+                             "or choose another --out") from exc
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+def restore_folder(*args: Any, **kwargs: Any) -> Summary:
+    """Restore every image under ``input_dir`` into ``out_dir`` (``_restore_folder``'s
+    arguments and contract), holding OUT for the run (``out_lock``)."""
+    with contextlib.ExitStack() as hold:
+        return _restore_folder(*args, _hold=hold, **kwargs)
+
+
+def _restore_folder(
     input_dir: Path,
     out_dir: Optional[Path] = None,
     *,
@@ -420,6 +483,7 @@ def restore_folder(
     on_start: Optional[Callable[[Summary], None]] = None,
     handle_sigint: bool = True,
     stop: Optional[threading.Event] = None,
+    _hold: Optional[contextlib.ExitStack] = None,
 ) -> Summary:
     """Restore every image under ``input_dir`` into ``out_dir`` (see the module docstring).
 
@@ -443,6 +507,10 @@ def restore_folder(
     if mdir is not None and not own_masks and (mdir == out or mdir.is_relative_to(out)):
         raise UsageError(f"masks folder {mdir} is inside the output folder {out}, which the run writes; copy the masks "
                          f"elsewhere (only the run's own {out / MASKS_DIRNAME} can be given back in place)")
+    if own_masks and auto_mask:
+        raise UsageError(f"--masks {mdir} (the run's own masks, given back in place) works without --auto-mask: "
+                         "detection would be added to your edits and written over them, so false alarms you "
+                         f"erased would come back; run without --auto-mask, or copy {mdir} elsewhere to unite the two")
     if mdir is not None and mdir == inp:
         raise UsageError(f"--masks is the input folder {inp}: its masks would be read as scans too; keep them in a "
                          f"folder of their own (e.g. {inp / 'masks'}, which is then not walked)")
@@ -471,12 +539,16 @@ def restore_folder(
             pass
     except OSError as exc:
         raise UsageError(f"cannot write to the output folder {out}: {exc.strerror or _one_line(exc)}") from exc
+    if _hold is not None:
+        _hold.enter_context(out_lock(out))  # before the stale temps: a live run's are not stale
     remove_stale_temps(out)
     previous = {} if force else read_manifest(manifest_path)
-    written = written_masks(manifest_path)  # also under --force: no edited mask is overwritten
-    tasks = mark_mask_collisions(list_inputs(inp, exclude=[mdir] if mdir is not None else []))
+    # also under --force: no edited mask is overwritten, no other folder's result replaced
+    written, last_ok = manifest_history(manifest_path)
+    ignored: collections.Counter = collections.Counter()
+    tasks = mark_mask_collisions(list_inputs(inp, exclude=[mdir] if mdir is not None else [], ignored=ignored))
     user_masks = UserMasks(mdir, [rel for rel, _, _ in tasks]) if mdir is not None else None
-    summary = Summary(input_dir=inp, out_dir=out, manifest=manifest_path, total=len(tasks))
+    summary = Summary(input_dir=inp, out_dir=out, manifest=manifest_path, total=len(tasks), ignored=dict(ignored))
     if user_masks is not None:
         summary.unused_masks = user_masks.unused()
     summary.provider, summary.model_id, summary.model_name = session.provider, session.model_id, session.model_name
@@ -543,6 +615,18 @@ def restore_folder(
             "tool_version": __version__,
         }
 
+    def other_root(job: _Job) -> None:
+        """Refuse (per image, ``--force`` too) to replace an output that a run of ANOTHER input
+        folder wrote, when this input differs from the one it was made from: a second archive
+        run into the same OUT would silently overwrite the first one's results. The same file
+        under a moved or renamed input folder is fine (same hash)."""
+        last = last_ok.get(job.rel)
+        if not last or last.get("input_root") in (None, str(inp)):
+            return
+        if last.get("input_sha256") != job.record["input_sha256"] and (out / job.rel).exists():
+            raise aio.ImageError(f"the output folder holds this path's result from another input folder "
+                                 f"({last['input_root']}); not replaced: use another --out for this folder")
+
     def mask_edited(rel: str) -> bool:
         """Whether OUT/masks holds a mask for ``rel`` that differs from the one the run last
         wrote there (edited by hand). Records from before session 25 have no mask hash: False."""
@@ -595,6 +679,7 @@ def restore_folder(
         if user_masks is not None:
             umask_file = user_masks.find(job.rel)
             rec["settings"]["user_mask_sha256"] = aio.sha256_file(umask_file) if umask_file is not None else None
+        other_root(job)
         edited = mask_edited(job.rel)
         prev = resumable(job)
         if prev is not None:
@@ -766,6 +851,8 @@ def restore_folder(
         if job.error is None and job.status in ("restored", "unchanged"):
             try:
                 dest = out / job.rel
+                check_no_links(out, job.rel)
+                check_no_links(out, f"{MASKS_DIRNAME}/{aio.mask_name(job.rel)}")
                 if job.status == "unchanged":
                     aio.copy_file_atomic(job.path, dest)
                     rec["output_sha256"] = aio.sha256_file(dest)
@@ -841,15 +928,27 @@ def restore_folder(
             fatal.append(exc)
             abort.set()
 
-    # Ctrl-C: first one stops starting new images, the second one is the default behaviour.
-    old_handler = None
+    # Ctrl-C, SIGTERM (timeout, systemd, docker stop), SIGHUP (a closed terminal): the first
+    # stops starting new images; images in flight are finished and recorded. A second one ends
+    # the process at once (os._exit: raising in the main thread while worker threads are inside
+    # ONNX Runtime aborted the interpreter); the manifest is fsynced per record, and the next run
+    # removes the temp files and redoes the images that were in flight.
+    old_handlers: dict[int, Any] = {}
     if handle_sigint and threading.current_thread() is threading.main_thread():
 
-        def on_sigint(signum, frame):  # noqa: ARG001
+        def on_signal(signum, frame):  # noqa: ARG001
+            if stop.is_set():
+                try:
+                    os.write(2, b"\ninterrupted again: stopped at once; the images in flight were not recorded, "
+                                b"rerun the same command to finish them\n")
+                finally:
+                    os._exit(128 + signum)
+            summary.stopped_by = signum
             stop.set()
-            signal.signal(signal.SIGINT, signal.default_int_handler)
 
-        old_handler = signal.signal(signal.SIGINT, on_sigint)
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                old_handlers[sig] = signal.signal(sig, on_signal)
     threads = [threading.Thread(target=decode_worker, name=f"decode-{i}", daemon=True) for i in range(workers)]
     threads.append(threading.Thread(target=infer_worker, name="infer", daemon=True))
     wthread = threading.Thread(target=writer, name="writer", daemon=True)
@@ -862,11 +961,17 @@ def restore_folder(
         for th in threads:
             th.join(timeout=5)
     finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
-        manifest_file.close()
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        try:
+            manifest_file.close()
+        except OSError as exc:  # a full disk: the records' own writes have said so already
+            fatal.append(exc)
     summary.seconds = time.perf_counter() - t_start
     summary.interrupted = stop.is_set() and summary.done < summary.total
     if fatal:
+        if isinstance(fatal[0], OSError):  # the manifest itself could not be written (a full disk)
+            raise OutputError(f"cannot write the manifest in {out}: {fatal[0].strerror or _one_line(fatal[0])}; "
+                              "the images recorded so far are kept, rerun the same command when it can be written") from fatal[0]
         raise RuntimeError(f"internal error in the restore pipeline: {_one_line(fatal[0])}") from fatal[0]
     return summary

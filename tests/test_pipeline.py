@@ -210,7 +210,7 @@ def test_bad_inputs_fail_one_by_one_and_the_batch_goes_on(tmp_path):
         "bad/palette.png": "palette",
         "bad/wrongmask.png": "user mask wrongmask.png is 10x10 but the image is 80x60",
         "bad/escape.png": "outside the input folder",
-        "bad/dangling.png": "unreadable",
+        "bad/dangling.png": "symlink to nothing",
     }
     for rel, text in expected.items():
         r = recs[rel]
@@ -306,6 +306,9 @@ def test_masks_edited_in_place_are_used_or_kept_never_lost(tmp_path):
     assert mfile.read_bytes() == edited and s.counts["restored"] == len(first) - 1 - s.counts["unchanged"]
     s = pipeline.restore_folder(inp, out, masks_dir=masks, force=True, **kw)  # after its failed record too
     assert last_records(out)[rel]["status"] == "failed" and mfile.read_bytes() == edited
+    with pytest.raises(pipeline.UsageError, match="without --auto-mask"):  # detection would be written over the edits
+        pipeline.restore_folder(inp, out, masks_dir=out / "masks", auto_mask=True, **kw)
+    assert mfile.read_bytes() == edited
     s = pipeline.restore_folder(inp, out, masks_dir=out / "masks", **kw)  # given back in place
     recs = last_records(out)
     assert recs[rel]["status"] == "restored" and mfile.read_bytes() == edited  # the user's file, as it is
@@ -424,7 +427,7 @@ def _start_slow_run(inp: Path, out: Path, masks: Path, delay: float) -> subproce
 
 def _check_outputs_whole(out: Path) -> None:
     for p in out.rglob("*"):
-        if p.is_file() and p.name != "manifest.jsonl" and aio.TEMP_MARK not in p.name:
+        if p.is_file() and p.name not in ("manifest.jsonl", pipeline.LOCK_NAME) and aio.TEMP_MARK not in p.name:
             aio.read_scan(p)  # every visible output decodes completely
 
 
@@ -750,3 +753,135 @@ def test_stale_temps_removed_whatever_the_name(tmp_path):
         p.write_bytes(b"x")
     assert remove_stale_temps(tmp_path) == 3
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+
+
+def test_walk_passes_over_hidden_and_nas_entries_and_reports_what_it_cannot_read(tmp_path, monkeypatch):
+    """macOS "._a.jpg" files, .Trashes and Synology @eaDir thumbnails are not scans; a folder
+    that cannot be read and a symlink loop are per-entry errors, never silently missing."""
+    import collections
+
+    inp = tmp_path / "scans"
+    for rel in ("a.jpg", "box/b.png", "@eaDir/a.jpg/SYNOPHOTO_THUMB_M.jpg", ".Trashes/x.jpg", "locked/c.jpg"):
+        (inp / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(photo(20, 30)).save(inp / rel)
+    (inp / "._a.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    for name in ("raw.CR2", "notes.txt", "d.heic"):
+        (inp / name).write_bytes(b"x")
+    os.symlink("loop.jpg", inp / "loop.jpg")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    ignored = collections.Counter()
+    got = {rel: err for rel, _, err in aio.walk_scans(inp, ignored=ignored)}
+    assert set(got) == {"a.jpg", "box/b.png", "locked/", "loop.jpg"}
+    assert got["a.jpg"] is None and got["box/b.png"] is None
+    assert "folder could not be read: Permission denied" in got["locked/"] and "symlink loop" in got["loop.jpg"]
+    assert ignored == {".cr2": 1, ".txt": 1, ".heic": 1, "hidden": 3}
+    out = tmp_path / "out"
+    s = pipeline.restore_folder(inp, out, masks_dir=tmp_path, session=FakeSession(), handle_sigint=False)
+    recs = last_records(out)
+    assert recs["locked/"]["status"] == "failed" and recs["loop.jpg"]["status"] == "failed"
+    assert s.counts["failed"] == 2 and s.ignored == {".cr2": 1, ".txt": 1, ".heic": 1, "hidden": 3}
+    assert "3 hidden" in pipeline.describe_ignored(s.ignored)
+
+
+def test_outputs_never_written_through_a_link_in_out(tmp_path):
+    """A folder in OUT that links into the input tree must not let a rerun overwrite scans."""
+    inp, masks, out = tmp_path / "scans", tmp_path / "m", tmp_path / "out"
+    make_archive(inp, masks)
+    before = tree_hashes(inp)
+    out.mkdir()
+    os.symlink(inp / "box1", out / "box1")
+    pipeline.restore_folder(inp, out, masks_dir=masks, session=FakeSession(), handle_sigint=False)
+    recs = last_records(out)
+    assert recs["box1/a.jpg"]["status"] == "failed" and "is a link" in recs["box1/a.jpg"]["error"]
+    assert tree_hashes(inp) == before
+
+
+def test_out_that_is_input_under_another_path_refused(tmp_path):
+    """A bind mount (or a share mounted twice) makes INPUT and OUT one folder under two paths."""
+    inp, alias = tmp_path / "scans", tmp_path / "alias"
+    inp.mkdir()
+    alias.mkdir()
+    if subprocess.run(["mount", "--bind", str(inp), str(alias)], capture_output=True).returncode != 0:
+        pytest.skip("bind mounts need privileges this machine does not give")
+    try:
+        Image.fromarray(photo(20, 30)).save(inp / "a.png")
+        with pytest.raises(pipeline.UsageError, match="under another path"):
+            pipeline.restore_folder(inp, alias, auto_mask=True, session=FakeSession(), handle_sigint=False)
+        with pytest.raises(pipeline.UsageError, match="under another path"):
+            pipeline.restore_folder(inp, alias / "out", auto_mask=True, session=FakeSession(), handle_sigint=False)
+        assert sorted(p.name for p in inp.iterdir()) == ["a.png"]
+    finally:
+        subprocess.run(["umount", str(alias)], capture_output=True)
+
+
+def test_second_run_on_the_same_out_is_refused_while_the_first_holds_it(tmp_path):
+    """Two runs on one OUT would delete each other's temp files as stale and race on outputs."""
+    inp, masks, out = tmp_path / "scans", tmp_path / "m", tmp_path / "out"
+    make_archive(inp, masks)
+    out.mkdir()
+    with pipeline.out_lock(out):
+        temp = aio.temp_path_for(out / "box1" / "a.jpg")
+        temp.parent.mkdir()
+        temp.write_bytes(b"being written")
+        with pytest.raises(pipeline.UsageError, match="another run is writing"):
+            pipeline.restore_folder(inp, out, masks_dir=masks, session=FakeSession(), handle_sigint=False)
+        assert temp.exists()  # the live run's temp file was left alone
+    s = pipeline.restore_folder(inp, out, masks_dir=masks, session=FakeSession(), handle_sigint=False)
+    assert s.counts["failed"] == 0 and not temp.exists()  # once free: stale, removed
+
+
+def test_another_input_folder_never_overwrites_the_first_ones_results(tmp_path):
+    inp_a, inp_b, masks, out = tmp_path / "a", tmp_path / "b", tmp_path / "m", tmp_path / "out"
+    make_archive(inp_a, masks)
+    pipeline.restore_folder(inp_a, out, masks_dir=masks, session=FakeSession(), handle_sigint=False)
+    first = (out / "box1/a.jpg").read_bytes()
+    (inp_b / "box1").mkdir(parents=True)
+    Image.fromarray(photo(60, 80, 9)).save(inp_b / "box1/a.jpg")
+    for force in (False, True):
+        pipeline.restore_folder(inp_b, out, masks_dir=masks, force=force, session=FakeSession(), handle_sigint=False)
+        r = last_records(out)["box1/a.jpg"]
+        assert r["status"] == "failed" and "another input folder" in r["error"]
+        assert (out / "box1/a.jpg").read_bytes() == first
+    moved = tmp_path / "a_moved"
+    inp_a.rename(moved)  # the same archive under a new name resumes as before
+    s = pipeline.restore_folder(moved, out, masks_dir=masks, session=FakeSession(), handle_sigint=False)
+    assert s.counts["failed"] == 0 and (out / "box1/a.jpg").read_bytes() == first
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_stop_like_ctrl_c(tmp_path, sig, code):
+    """timeout, systemd and docker stop send SIGTERM: images in flight are finished and recorded."""
+    inp, masks, out = tmp_path / "scans", tmp_path / "masks", tmp_path / "out"
+    items = make_archive(inp, masks, n_extra=10)
+    p = _start_slow_run(inp, out, masks, 0.15)
+    _wait_for_records(out / "manifest.jsonl", 1, p)
+    p.send_signal(sig)
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 130 and "DONE" in stdout and "True" in stdout, stderr  # SLOW_RUN exits 130 when interrupted
+    recs = last_records(out)
+    assert 0 < len(recs) < len(items) and all(r["status"] in ("restored", "unchanged") for r in recs.values())
+    assert not list(out.rglob(f"*{aio.TEMP_MARK}*"))
+    assert code == 128 + sig
+
+
+def test_second_signal_ends_the_run_at_once(tmp_path):
+    inp, masks, out = tmp_path / "scans", tmp_path / "masks", tmp_path / "out"
+    make_archive(inp, masks, n_extra=10)
+    p = _start_slow_run(inp, out, masks, 1.0)
+    _wait_for_records(out / "manifest.jsonl", 1, p)
+    p.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=30)
+    assert p.returncode == 130 and "interrupted again" in stderr and "DONE" not in stdout
+    assert "Traceback" not in stderr and "terminate called" not in stderr
+    p = _start_slow_run(inp, out, masks, 0)  # and the rerun finishes the rest
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 0, stderr

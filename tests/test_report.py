@@ -286,3 +286,33 @@ def test_throughput_is_per_wall_clock_hour_not_summed_image_time():
     # a rerun that skipped everything did no work: no rate, rather than millions an hour
     skipped = [dict(r, status="skipped", timings={"total": 0.01}) for r in recs]
     assert summarise([normalise(r) for r in skipped], 0, 3)["per_hour"] is None
+
+
+def test_preview_cache_kept_whatever_the_spelling_of_out_and_killed_build_temps_removed(tmp_path, monkeypatch):
+    _, out_dir, _ = H.make_run(tmp_path, ["a.jpg", "b.png"])
+    render(out_dir)  # absolute, as `restore folder` renders it
+    assets = out_dir / "report_assets"
+    before = {p.name: p.stat().st_mtime_ns for p in assets.iterdir()}
+    (assets / ".x.a512.jpg.partial-0badc0de").write_bytes(b"cut by a kill")
+    monkeypatch.chdir(tmp_path)
+    time.sleep(0.01)
+    render(Path("out"))  # `restore report out`
+    assert {p.name: p.stat().st_mtime_ns for p in assets.iterdir()} == before
+
+
+def test_backslash_names_are_names_and_refused_links_get_no_preview(tmp_path):
+    """On POSIX "\\scan.jpg" is an ordinary name; a link the run refused (it leaves the input
+    folder) must not get a preview of its target in the report either."""
+    input_root, out_dir, recs = H.make_run(tmp_path, ["\\scan.jpg"])
+    outside = tmp_path / "private.jpg"
+    Image.fromarray(H.sepia_scene(96, 72, 5)).save(outside)
+    os.symlink(outside, input_root / "link.jpg")
+    recs.append(H.record("link.jpg", input_root, status="failed", error="symlink points outside the input folder (refused)",
+                         output=None, mask=None, output_sha256=None, masked_fraction=0.0, kind_pixels={}))
+    H.write_manifest(out_dir, recs)
+    entry = normalise(recs[0])
+    assert entry.output == "\\scan.jpg" and not entry.malformed
+    _, data = _render(out_dir)
+    items = H.items_by_name(data)
+    assert "b" in items["\\scan.jpg"]["af"] and "malformed record" not in items["\\scan.jpg"]["r"]
+    assert "b" not in items["link.jpg"].get("af", "") and "i" not in items["link.jpg"].get("l", "")

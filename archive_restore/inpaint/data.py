@@ -25,15 +25,17 @@ import numpy as np
 import torch
 
 from archive_restore.damage import KINDS, damage_mask
-from archive_restore.io import IMAGE_EXTENSIONS
+from archive_restore.io import walk_scans
 from archive_restore.prefill import prefill
 
 
 
 def list_images(root: Path) -> list[Path]:
-    """Every image file under ``root``, recursively, sorted (deterministic)."""
+    """Every image file under ``root``, recursively, sorted (deterministic): ``io.walk_scans``,
+    so hidden entries (macOS "._a.jpg" files, ".Trashes") and NAS thumbnail folders are not
+    training photos, and entries it refuses (unreadable folders, escaping links) are left out."""
     root = Path(root)
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    files = [path for _, path, error in walk_scans(root) if error is None]
     if not files:
         raise FileNotFoundError(f"no images under {root}")
     return files
@@ -169,10 +171,11 @@ class InpaintDataset(torch.utils.data.Dataset):
             try:
                 img = read_rgb(path)
                 break
-            except ValueError:
+            except ValueError as exc:
+                last = str(exc)
                 continue
         else:
-            raise RuntimeError("10 unreadable training files in a row")
+            raise RuntimeError(f"10 unreadable training files in a row (the last: {last})")
         s = self.size
         h, w = img.shape[:2]
         if min(h, w) < s:

@@ -9,6 +9,7 @@ unambiguous.)
 
 from __future__ import annotations
 
+import collections
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,6 @@ from typing import Iterator
 import numpy as np
 
 from archive_restore.config import DEFAULT_MAX_PIXELS, MaskConfig
-from archive_restore.io import IMAGE_EXTENSIONS
 
 
 @dataclass
@@ -41,21 +41,27 @@ def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
 
 
 def list_images(root: Path) -> list[Path]:
-    """Image files under ``root`` (recursive, sorted), by suffix."""
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    """Image files under ``root`` (recursive, sorted, ``io.walk_scans``: hidden entries not
+    walked). Entries the walk refuses (an unreadable folder, a link leaving ``root``) are listed
+    too, so that reading them fails and is counted rather than silently missing."""
+    from archive_restore.io import walk_scans
+
+    return [path for _, path, _ in walk_scans(root)]
 
 
-def write_masks(input_dir: Path, out_dir: Path, cfg: MaskConfig, force: bool = False) -> Iterator[MaskJob]:
+def write_masks(input_dir: Path, out_dir: Path, cfg: MaskConfig, force: bool = False,
+                ignored: "collections.Counter | None" = None) -> Iterator[MaskJob]:
     """Detect and write a mask per image; yields one ``MaskJob`` per file (errors included).
     The scans are those ``restore folder`` would walk (``pipeline.list_inputs``: the same
     extensions, and a file symlink leaving the input folder fails here as it fails there).
     A mask already in ``out_dir`` is kept (``kept``; it may hold a person's edits, and a rerun
-    after adding scans should only add theirs) unless ``force``."""
+    after adding scans should only add theirs) unless ``force``. ``ignored``: as for
+    ``io.walk_scans`` (what the walk passed over)."""
     from archive_restore.io import ImageError, mask_name, write_mask
     from archive_restore.masks import detect
     from archive_restore.pipeline import list_inputs
 
-    for rel, path, error in list_inputs(input_dir, exclude=[out_dir]):
+    for rel, path, error in list_inputs(input_dir, exclude=[out_dir], ignored=ignored):
         job = MaskJob(rel=rel)
         if error is not None:
             job.error = error

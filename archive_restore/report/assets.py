@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from archive_restore import io as aio
-from archive_restore.io import AtomicFile
+from archive_restore.io import TEMP_MARK, AtomicFile
 
 ASSET_DIR = "report_assets"
 ASSET_VERSION = "1"  # bump when the rendering of assets changes
@@ -265,7 +265,7 @@ def build_all(out_dir: Path, jobs: list[tuple[str, Sources]], workers: int | Non
                 os.unlink(entry.path)
             except OSError:
                 pass
-        elif name.startswith(".tmp-"):
+        elif name.startswith(".tmp-") or (name.startswith(".") and TEMP_MARK in name):  # a killed build's temps
             try:
                 os.unlink(entry.path)
             except OSError:

@@ -63,7 +63,15 @@ def _input_path(entry: Entry) -> Path | None:
     if not isinstance(root, str) or not root or "\x00" in root or rel is None:
         return None
     root_path = Path(root)
-    return root_path / rel if root_path.is_absolute() else None
+    if not root_path.is_absolute():
+        return None
+    path = root_path / rel
+    try:  # a link leaving the input folder was refused by the run: no preview of its target either
+        if path.is_symlink() and not path.resolve().is_relative_to(root_path.resolve()):
+            return None
+    except (OSError, RuntimeError):  # a loop, an unreadable folder
+        return None
+    return path
 
 
 def _rel_link(target: Path, out_dir: Path) -> str | None:
@@ -118,8 +126,10 @@ def build_data(out_dir: Path, workers: int | None = None) -> dict[str, Any]:
     out_exists: list[bool | None] = []
     for e in entries:
         inp = _input_path(e)
-        outp = out_dir / e.output if e.output else None
-        maskp = out_dir / e.mask if e.mask else None
+        # absolute: the preview cache key holds these paths, and `restore report out` must
+        # find the previews that `restore folder ... --out /abs/out` made
+        outp = out_abs / e.output if e.output else None
+        maskp = out_abs / e.mask if e.mask else None
         src = _assets.Sources(
             before=inp, after=outp, mask=maskp,
             before_sha=e.raw.get("input_sha256") if isinstance(e.raw.get("input_sha256"), str) else None,

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 STATUSES = ("restored", "unchanged", "skipped", "failed")
@@ -98,8 +99,10 @@ def safe_relpath(value: Any) -> str | None:
     if not isinstance(value, str) or not value or "\x00" in value:
         return None
     p = PurePosixPath(value)
-    if p.is_absolute() or ".." in p.parts or value.startswith("\\"):
+    if p.is_absolute() or ".." in p.parts:
         return None
+    if os.name == "nt" and (value.startswith("\\") or PureWindowsPath(value).drive or ".." in PureWindowsPath(value).parts):
+        return None  # on POSIX a backslash is an ordinary character of a name ("\\scan.jpg")
     return p.as_posix()
 
 
