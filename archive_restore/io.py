@@ -16,7 +16,8 @@ Policies (documented contract):
   CMYK, palette (``P``/``PA``), 1-bit, ``LA``, float and 32-bit integer images FAIL with a
   clear per-file error rather than being converted: converting would change the archive's
   file mode, which the tool promises never to do. Multi-frame files (multi-page TIFF,
-  animated WebP) fail too: only their first frame could be written back.
+  animated WebP, stereo MPO) fail too: only their first frame could be written back. A
+  camera's MPO whose extra pictures are previews is read as its JPEG (``_mpo_as_jpeg``).
 - EXIF orientation: the pixels are transposed upright on read; the written file holds the
   upright pixels and its EXIF says orientation 1, so every viewer shows the same picture.
   Files are opened through file objects (``open_image``); Pillow turns TIFFs upright itself.
@@ -268,15 +269,36 @@ def _decode_open(im: Image.Image, path: Path, max_pixels: int, jpeg_quality: int
             raise ImageError(f"corrupt or truncated image data: {_one_line(exc)}") from exc
 
 
+_MPO_PREVIEWS = ("Large Thumbnail (VGA Equivalent)", "Large Thumbnail (Full HD Equivalent)")
+
+
+def _mpo_as_jpeg(im: Image.Image) -> str:
+    """A multi-picture JPEG (CIPA DC-007, "MPO") -> "JPEG" when its pictures after the first
+    are only previews: many cameras (so copy-stand captures) append a VGA or Full HD copy of
+    the picture, which shows its damage. The primary picture is restored and written as a
+    plain JPEG without them (as EXIF's thumbnail, they are not copied). Raises ``ImageError``
+    for stereo or multi-view files: their other pictures are pictures, and would be lost."""
+    entries = (getattr(im, "mpinfo", None) or {}).get(0xB002) or []
+    kinds = [str(e.get("Attribute", {}).get("MPType", "Unknown")) for e in entries[1:]]
+    if kinds and all(k in _MPO_PREVIEWS for k in kinds):
+        im.seek(0)
+        return "JPEG"
+    shown = ", ".join(sorted(set(kinds))) or "unknown"
+    raise ImageError(f"multi-picture JPEG (MPO) with {getattr(im, 'n_frames', len(entries))} pictures ({shown}): "
+                     "only one whose extra pictures are previews can be restored; the others would be lost")
+
+
 def _decode(im: Image.Image, path: Path, max_pixels: int, jpeg_quality: int) -> Scan:
     w, h = im.size
     if w * h > max_pixels:
         raise ImageError(f"decompression bomb guard: {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}")
     fmt = im.format or ""
+    if fmt == "MPO":
+        fmt = _mpo_as_jpeg(im)
+    elif getattr(im, "n_frames", 1) > 1:
+        raise ImageError(f"multi-frame {fmt} ({im.n_frames} frames) is not supported; only single images")
     if fmt not in _WRITABLE_FORMATS:
         raise ImageError(f"unsupported image format {fmt or 'unknown'}")
-    if getattr(im, "n_frames", 1) > 1:
-        raise ImageError(f"multi-frame {fmt} ({im.n_frames} frames) is not supported; only single images")
     mode = im.mode
     if mode in ("CMYK", "P", "PA", "1", "LA", "La", "F", "I", "YCbCr", "LAB", "HSV", "RGBX", "RGBa"):
         hint = {"CMYK": "CMYK", "P": "palette", "PA": "palette"}.get(mode, mode)

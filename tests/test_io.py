@@ -492,6 +492,36 @@ def test_photoshop_thumbnails_left_out_iptc_kept(tmp_path):
     assert aio._app13_for_output((broken,)) == [broken]
 
 
+def _mpo(path: Path, second_type: int) -> None:
+    """A camera's multi-picture JPEG: the picture, then a smaller copy of MP type ``second_type``."""
+    import struct
+
+    big = Image.fromarray(smooth_rgb(60, 80))
+    big.save(path, format="MPO", save_all=True, append_images=[big.resize((40, 30))], quality=90)
+    with Image.open(path) as im:
+        first_size = im.mpinfo[0xB002][0]["Size"]
+    data = bytearray(path.read_bytes())
+    table = data.index(struct.pack("<LL", 0x030000, first_size), data.index(b"MPF\x00"))  # the primary's entry
+    struct.pack_into("<L", data, table + 16, second_type)  # the second entry's attribute
+    path.write_bytes(bytes(data))
+
+
+def test_camera_jpeg_with_a_preview_picture_is_restored_as_jpeg(tmp_path):
+    """Cameras append a VGA/Full HD preview (MPO); it shows the damage and is not carried."""
+    _mpo(tmp_path / "cam.jpg", 0x010001)  # Large Thumbnail (VGA Equivalent)
+    with Image.open(tmp_path / "cam.jpg") as im:
+        assert im.format == "MPO" and im.n_frames == 2
+    scan = aio.read_scan(tmp_path / "cam.jpg")
+    assert scan.format == "JPEG" and scan.pixels.shape == (60, 80, 3)
+    aio.write_image(tmp_path / "out.jpg", scan.pixels, scan)
+    with Image.open(tmp_path / "out.jpg") as im:
+        assert im.format == "JPEG" and getattr(im, "n_frames", 1) == 1
+    assert psnr(aio.read_scan(tmp_path / "out.jpg").pixels, scan.pixels) > 40
+    _mpo(tmp_path / "stereo.jpg", 0x020002)  # Multi-Frame Image (Disparity): the other eye
+    with pytest.raises(aio.ImageError, match=r"multi-picture JPEG \(MPO\) with 2 pictures .*would be lost"):
+        aio.read_scan(tmp_path / "stereo.jpg")
+
+
 def test_bomb_message_names_our_limit(tmp_path):
     p = tmp_path / "big.png"
     Image.fromarray(np.zeros((300, 400), np.uint8)).save(p)
