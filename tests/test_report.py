@@ -49,7 +49,7 @@ def test_small_report_previews_links_and_last_record_wins(tmp_path):
     items = H.items_by_name(data)
     assert sorted(items) == sorted(names)
     assert items["box1/scan 001.jpg"]["s"] == "unchanged"  # the LAST record per input wins
-    assert data["summary"]["counts"] == {"restored": 1, "unchanged": 1, "skipped": 0, "failed": 1}
+    assert data["summary"]["counts"] == {"restored": 1, "unchanged": 1, "failed": 1} and data["summary"]["reused"] == 0
     assert data["summary"]["bad_lines"] == 1
     assert items["box2/failed.jpg"]["e"] == "cannot decode: truncated file"
     assert "failed" in items["box2/failed.jpg"]["r"]
@@ -316,3 +316,22 @@ def test_backslash_names_are_names_and_refused_links_get_no_preview(tmp_path):
     items = H.items_by_name(data)
     assert "b" in items["\\scan.jpg"]["af"] and "malformed record" not in items["\\scan.jpg"]["r"]
     assert "b" not in items["link.jpg"].get("af", "") and "i" not in items["link.jpg"].get("l", "")
+
+
+def test_a_resumed_run_shows_what_was_done_and_flags_inputs_gone(tmp_path):
+    """A rerun records finished images as "skipped"; the report shows what the earlier run did
+    (restored or unchanged, marked "earlier run"), so the status filter finds every restored
+    image. An image whose input was deleted since is flagged for review."""
+    input_root, out_dir, recs = H.make_run(tmp_path, ["a.jpg", "b.jpg", "c.jpg"])
+    unchanged = dict(recs[2], status="unchanged", mask=None, masked_fraction=0.0, kind_pixels={})
+    rerun = [dict(recs[0], status="skipped"), dict(unchanged, status="skipped")]
+    H.write_manifest(out_dir, [recs[0], recs[1], unchanged] + rerun)
+    (input_root / "b.jpg").unlink()
+    _, data = _render(out_dir)
+    items = H.items_by_name(data)
+    assert data["statuses"] == ["restored", "unchanged", "failed"]
+    assert data["summary"]["counts"] == {"restored": 2, "unchanged": 1, "failed": 0} and data["summary"]["reused"] == 2
+    assert items["a.jpg"]["s"] == "restored" and items["a.jpg"]["u"] == 1
+    assert items["c.jpg"]["s"] == "unchanged" and items["c.jpg"]["u"] == 1
+    assert "u" not in items["b.jpg"] and "input gone" in items["b.jpg"]["r"]
+    assert "input gone" not in items["a.jpg"]["r"]

@@ -26,7 +26,7 @@ from archive_restore.report import assets as _assets
 from archive_restore.report.records import (
     DAMAGE_KINDS,
     REVIEW_RULE_TEXT,
-    STATUSES,
+    SHOWN_STATUSES,
     Entry,
     ManifestError,
     normalise,
@@ -124,6 +124,7 @@ def build_data(out_dir: Path, workers: int | None = None) -> dict[str, Any]:
     roots: list[str] = []
     root_idx: dict[str, int] = {}
     out_exists: list[bool | None] = []
+    in_exists: list[bool | None] = []
     for e in entries:
         inp = _input_path(e)
         # absolute: the preview cache key holds these paths, and `restore report out` must
@@ -149,10 +150,11 @@ def build_data(out_dir: Path, workers: int | None = None) -> dict[str, Any]:
         flags += ("o" if e.output else "") + ("m" if e.mask else "")
         links.append((flags, root_idx.get(prefix) if "i" in flags else None))
         out_exists.append(outp.is_file() if outp else None)
+        in_exists.append(os.path.lexists(inp) if inp is not None else None)
     metas = _assets.build_all(out_dir, jobs, workers=workers)
-    for e, exists, meta in zip(entries, out_exists, metas):
+    for e, exists, there, meta in zip(entries, out_exists, in_exists, metas):
         unreadable = bool(exists) and "after" in meta.get("errors", {})
-        e.review = review_reasons(e, exists, unreadable)
+        e.review = review_reasons(e, exists, unreadable, there)
     shared, orders, raws = _share_raw([e.raw for e in entries])
     items = []
     for e, (key, _), meta, link, (own, refs, oi) in zip(entries, jobs, metas, links, raws):
@@ -168,6 +170,8 @@ def build_data(out_dir: Path, workers: int | None = None) -> dict[str, Any]:
             item["ri"] = link[1]
         if e.error:
             item["e"] = e.error
+        if e.reused:
+            item["u"] = 1
         if flags:
             item["a"], item["af"], item["pw"], item["ph"] = key, flags, meta.get("w"), meta.get("h")
         if meta.get("errors"):
@@ -177,7 +181,7 @@ def build_data(out_dir: Path, workers: int | None = None) -> dict[str, Any]:
     summary["generated_at"] = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
     summary["out_dir"] = out_dir.name or str(out_dir)
     return {
-        "version": 1, "summary": summary, "statuses": list(STATUSES), "known_kinds": list(DAMAGE_KINDS),
+        "version": 1, "summary": summary, "statuses": list(SHOWN_STATUSES), "known_kinds": list(DAMAGE_KINDS),
         "review_rule": REVIEW_RULE_TEXT, "asset_dir": _assets.ASSET_DIR,
         "grid_side": _assets.GRID_SIDE, "view_side": _assets.VIEW_SIDE,
         "roots": roots, "shared": shared, "orders": orders, "items": items,

@@ -16,7 +16,10 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-STATUSES = ("restored", "unchanged", "skipped", "failed")
+STATUSES = ("restored", "unchanged", "skipped", "failed")  # as the manifest records them
+# as the page shows them: a "skipped" record re-states an earlier run's outcome (its output and
+# mask carried over), so it shows as that outcome, marked "earlier run" (``Entry.reused``)
+SHOWN_STATUSES = ("restored", "unchanged", "failed")
 DAMAGE_KINDS = ("scratches", "dust", "text", "blotches", "user")
 
 # The "needs review" rule. Written here once; the page's help text is generated from it.
@@ -27,7 +30,8 @@ REVIEW_RULE_TEXT = (
     "An image needs review when any of these holds: it failed; more than "
     f"{REVIEW_MASKED_FRACTION:.0%} of its pixels were filled; a text or blotch fill covers more than "
     f"{REVIEW_LARGE_FILL_FRACTION:.0%} of the image (large invented areas); its manifest record is "
-    "malformed; or the restored file it names is missing from the output folder or cannot be decoded."
+    "malformed; the restored file it names is missing from the output folder or cannot be decoded; "
+    "or its input is no longer in the input folder (deleted or moved since the run)."
 )
 
 
@@ -123,6 +127,7 @@ class Entry:
     total_s: float | None  # timings.total, seconds
     malformed: list[str] = field(default_factory=list)
     review: list[str] = field(default_factory=list)  # reasons; empty = fine
+    reused: bool = False  # recorded "skipped": the outcome of an earlier run, carried over
 
 
 def normalise(rec: dict[str, Any]) -> Entry:
@@ -158,16 +163,21 @@ def normalise(rec: dict[str, Any]) -> Entry:
     if status == "failed" and not error:
         error = "(no error message recorded)"
     w, h = _int(rec.get("width")), _int(rec.get("height"))
+    reused = status == "skipped"
+    if reused:  # what the earlier run did: a skipped image with a mask was restored
+        status = "restored" if mask else "unchanged"
     return Entry(
         raw=rec, input=rec["input"], status=status, error=error, output=output, mask=mask,
         width=w if w and w > 0 else None, height=h if h and h > 0 else None,
-        masked_fraction=mf, kind_pixels=kinds, total_s=total_s, malformed=malformed,
+        masked_fraction=mf, kind_pixels=kinds, total_s=total_s, malformed=malformed, reused=reused,
     )
 
 
-def review_reasons(entry: Entry, output_exists: bool | None, output_unreadable: bool = False) -> list[str]:
-    """The "needs review" rule (see REVIEW_RULE_TEXT). ``output_exists`` is None when unknown;
-    ``output_unreadable`` says the output exists but could not be decoded for a preview."""
+def review_reasons(entry: Entry, output_exists: bool | None, output_unreadable: bool = False,
+                   input_exists: bool | None = None) -> list[str]:
+    """The "needs review" rule (see REVIEW_RULE_TEXT). ``output_exists`` and ``input_exists``
+    are None when unknown; ``output_unreadable`` says the output exists but could not be
+    decoded for a preview."""
     reasons: list[str] = []
     if entry.status == "failed":
         reasons.append("failed")
@@ -181,10 +191,12 @@ def review_reasons(entry: Entry, output_exists: bool | None, output_unreadable: 
                 reasons.append(f"large {kind} fill {px / area:.1%}")
     if entry.malformed:
         reasons.append("malformed record")
-    if entry.status in ("restored", "unchanged", "skipped") and output_exists is False:
+    if entry.status in ("restored", "unchanged") and output_exists is False:
         reasons.append("output file missing")
-    elif entry.status in ("restored", "unchanged", "skipped") and output_unreadable:
+    elif entry.status in ("restored", "unchanged") and output_unreadable:
         reasons.append("output file unreadable")
+    if entry.status in ("restored", "unchanged") and input_exists is False:
+        reasons.append("input gone")
     return reasons
 
 
@@ -211,10 +223,10 @@ def summarise(entries: list[Entry], bad_lines: int, total_lines: int) -> dict[st
     (``wall_s``: from the earliest start, ``finished_at`` minus the image's total time, to the
     last ``finished_at``; a manifest that several runs appended to counts the gaps between them).
     Skipped images did no work in the run that recorded them: they count in neither."""
-    counts = {s: 0 for s in STATUSES}
+    counts = {s: 0 for s in SHOWN_STATUSES}
     for e in entries:
         counts[e.status] = counts.get(e.status, 0) + 1
-    worked = [e for e in entries if e.status != "skipped"]  # a skipped record re-states earlier work
+    worked = [e for e in entries if not e.reused]  # a skipped record re-states earlier work
     times = [e.total_s for e in worked if e.total_s is not None]
     total_s = sum(times)
     spans = []
@@ -229,6 +241,7 @@ def summarise(entries: list[Entry], bad_lines: int, total_lines: int) -> dict[st
     return {
         "images": len(entries),
         "counts": counts,
+        "reused": sum(1 for e in entries if e.reused),
         "needs_review": sum(1 for e in entries if e.review),
         "total_s": total_s,
         "timed_images": len(times),

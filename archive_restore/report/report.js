@@ -89,6 +89,7 @@
     card("all", num(S.images), "images", function () { setFilters("", ""); });
     D.statuses.forEach(function (st) { card(st, num(S.counts[st] || 0), st, function () { setFilters(st, ""); }); });
     if (S.counts.unknown) card("failed", num(S.counts.unknown), "unknown status", function () { setFilters("unknown", ""); });
+    if (S.reused) card("time", num(S.reused), "of them done by an earlier run");
     card("review", num(S.needs_review), "need review", function () { setFilters("", "yes"); });
     card("time", secs(S.wall_s), "wall clock, first start to last finish");
     card("time", secs(S.mean_s), "per image (mean; images overlap)");
@@ -219,6 +220,7 @@
     b.appendChild(el("div", "cap name", it.n));
     var meta = el("div", "meta");
     meta.appendChild(el("span", "badge " + it.s, it.s));
+    if (it.u) meta.appendChild(el("span", "earlier", "earlier run"));
     if (it.f !== null && it.f !== undefined && it.s !== "failed") meta.appendChild(el("span", null, "masked " + pct(it.f)));
     if (it.r.length) { var fl = el("span", "flag", "\u25b2 review"); fl.title = it.r.join("; "); meta.appendChild(fl); }
     b.appendChild(meta);
@@ -405,7 +407,7 @@
     if (it.r.length) { side.appendChild(el("h3", null, "Needs review")); side.appendChild(el("div", "warn", it.r.join("; "))); }
     side.appendChild(el("h3", null, "Stats"));
     var dl = el("dl", "facts");
-    row(dl, "status", it.s);
+    row(dl, "status", it.s + (it.u ? " (by an earlier run; this run found it done and skipped it)" : ""));
     row(dl, "masked", it.s === "failed" ? "n/a" : pct(it.f));
     var area = it.w && it.h ? it.w * it.h : 0;
     Object.keys(it.k).forEach(function (k) { row(dl, k, num(it.k[k]) + " px" + (area ? " (" + pct(it.k[k] / area) + ")" : "")); });
