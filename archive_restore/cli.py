@@ -55,6 +55,12 @@ GRAPH_HELP = ("A learned detector's ONNX graph in place of the shipped one (its 
               "e.g. one exported by `python -m archive_restore.masks.net export`. Needs --detector learned.")
 
 
+def shown(name: str) -> str:
+    """A file name for one line of the terminal: control characters (a newline in a name
+    would split the line) written as escapes, e.g. ``\\n``; other text as it is."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in name)
+
+
 def _note_ignored(ignored: dict[str, int]) -> None:
     """One stderr line on what a folder walk passed over (``pipeline.describe_ignored``)."""
     from archive_restore.io import IMAGE_EXTENSIONS
@@ -166,7 +172,7 @@ def folder_cmd(
             state["prog"].update(state["task"], completed=summary.done, rate=f"{rate:.2f}", failed=summary.counts.get("failed", 0))
         else:
             extra = f": {rec['error']}" if rec.get("error") else ""
-            typer.echo(f"[{summary.done}/{summary.total}] {rec['status']} {rec['input']} ({rec['timings'].get('total', 0):.2f} s){extra}", err=rec["status"] == "failed")
+            typer.echo(f"[{summary.done}/{summary.total}] {rec['status']} {shown(rec['input'])} ({rec['timings'].get('total', 0):.2f} s){extra}", err=rec["status"] == "failed")
 
     try:
         summary = restore_folder(
@@ -188,7 +194,7 @@ def folder_cmd(
         f"provider {summary.provider}, model {summary.model_id[:16]}"
     )
     for rel, err in summary.failed[:20]:
-        typer.echo(f"failed: {rel}: {err}", err=True)
+        typer.echo(f"failed: {shown(rel)}: {err}", err=True)
     if len(summary.failed) > 20:
         typer.echo(f"... and {len(summary.failed) - 20} more failures (see {summary.manifest})", err=True)
     if summary.ignored:
@@ -208,6 +214,8 @@ def folder_cmd(
                    f"wrote {'them' if n > 1 else 'it'} and not used ({few(summary.edited_masks)}); to use the edits: "
                    f"restore folder {summary.input_dir} --out {summary.out_dir} --masks {own}", err=True)
     if not no_report and summary.done:
+        if summary.done >= 200:  # previews take a while on a big run: say what is happening
+            typer.echo(f"building the report ({summary.done} images; previews are cached for the next time)...", err=True)
         try:
             report = render_report(summary.out_dir)
         except Exception as exc:  # the report must never hide the run's outcome
@@ -401,12 +409,12 @@ def masks_cmd(
     for job in write_masks(src, dst, cfg, force=force, ignored=ignored):
         if job.error:
             failed += 1
-            typer.echo(f"error: {job.rel}: {job.error}", err=True)
+            typer.echo(f"error: {shown(job.rel)}: {job.error}", err=True)
         elif job.kept:
             kept += 1
         else:
             done += 1
-            console.print(f"{job.rel}: {job.flagged * 100:.2f}% flagged {job.kind_pixels}", highlight=False)
+            console.print(f"{shown(job.rel)}: {job.flagged * 100:.2f}% flagged {job.kind_pixels}", highlight=False, markup=False)
     if not done and not failed and not kept:
         from archive_restore.io import IMAGE_EXTENSIONS
 

@@ -248,6 +248,8 @@ def open_image(fp, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     behind, which then raised in other readers.)"""
     Image.MAX_IMAGE_PIXELS = int(max_pixels)  # process-global: every reader sets its own limit
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    # a scan's broken EXIF is carried as it is, not a reason to fill the terminal
+    warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning)
     return Image.open(fp)
 
 
@@ -635,8 +637,9 @@ def walk_scans(root: Path | str, exclude: Sequence[Path | str] = (),
     ``"<folder>/"``, so its scans are not silently missing). Hidden names and
     ``NOT_SCAN_FOLDERS`` are not walked; folder symlinks are not followed.
     exclude: folders not walked (a MASK_DIR kept inside INPUT_DIR holds masks, not scans).
-    ignored: when given, counts what was passed over: ``"hidden"`` entries and other files
-        by lower-case extension (``".heic"``, ``".cr2"``, ``""``), so a caller can say so.
+    ignored: when given, counts what was passed over: ``"hidden"`` entries, ``"folder link"``
+        (symlinked folders, not followed) and other files by lower-case extension (``".heic"``,
+        ``".cr2"``, ``""``), so a caller can say so.
     """
     root = Path(root).resolve()
     skip = {Path(e).resolve() for e in exclude}
@@ -657,8 +660,15 @@ def walk_scans(root: Path | str, exclude: Sequence[Path | str] = (),
             return True
         return False
 
+    def linked(d: str, dirpath: str) -> bool:  # listed by os.walk, never entered: say so
+        if os.path.islink(os.path.join(dirpath, d)):
+            if ignored is not None:
+                ignored["folder link"] += 1
+            return True
+        return False
+
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
-        dirnames[:] = sorted(d for d in dirnames if not hidden(d) and (Path(dirpath) / d) not in skip)
+        dirnames[:] = sorted(d for d in dirnames if not hidden(d) and not linked(d, dirpath) and (Path(dirpath) / d) not in skip)
         for name in sorted(filenames):
             if hidden(name):
                 continue

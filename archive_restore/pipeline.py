@@ -238,14 +238,18 @@ def check_no_links(out: Path, rel: str) -> None:
 
 
 def default_out_dir(input_dir: Path) -> Path:
-    """``<INPUT_DIR>_restored`` beside the input."""
-    inp = Path(input_dir).resolve()
+    """``<INPUT_DIR>_restored`` beside the input as named (a symlinked INPUT_DIR gets its
+    output beside the link, where the user looks, not beside the link's target)."""
+    inp = Path(os.path.abspath(input_dir))
     return inp.with_name(inp.name + "_restored")
 
 
 def describe_ignored(ignored: dict[str, int]) -> str:
     """``Summary.ignored`` in words, most common first: "12 .cr2, 3 .heic, 40 hidden"."""
-    parts = [f"{n} {ext or '(no extension)'}" for ext, n in sorted(ignored.items(), key=lambda kv: (-kv[1], kv[0])) if ext != "hidden"]
+    parts = [f"{n} {ext or '(no extension)'}" for ext, n in sorted(ignored.items(), key=lambda kv: (-kv[1], kv[0]))
+             if ext not in ("hidden", "folder link")]
+    if ignored.get("folder link"):
+        parts.append(f"{ignored['folder link']} folder link{'s' if ignored['folder link'] > 1 else ''} (not followed)")
     if ignored.get("hidden"):
         parts.append(f"{ignored['hidden']} hidden (names starting with '.', @eaDir and other NAS or recycle folders)")
     return ", ".join(parts)

@@ -768,6 +768,7 @@ def test_walk_passes_over_hidden_and_nas_entries_and_reports_what_it_cannot_read
     for name in ("raw.CR2", "notes.txt", "d.heic"):
         (inp / name).write_bytes(b"x")
     os.symlink("loop.jpg", inp / "loop.jpg")
+    os.symlink(inp / "box", inp / "box_link")  # a folder link: not followed, but counted
     real_scandir = os.scandir
 
     def scandir(path="."):
@@ -781,13 +782,14 @@ def test_walk_passes_over_hidden_and_nas_entries_and_reports_what_it_cannot_read
     assert set(got) == {"a.jpg", "box/b.png", "locked/", "loop.jpg"}
     assert got["a.jpg"] is None and got["box/b.png"] is None
     assert "folder could not be read: Permission denied" in got["locked/"] and "symlink loop" in got["loop.jpg"]
-    assert ignored == {".cr2": 1, ".txt": 1, ".heic": 1, "hidden": 3}
+    assert ignored == {".cr2": 1, ".txt": 1, ".heic": 1, "hidden": 3, "folder link": 1}
     out = tmp_path / "out"
     s = pipeline.restore_folder(inp, out, masks_dir=tmp_path, session=FakeSession(), handle_sigint=False)
     recs = last_records(out)
     assert recs["locked/"]["status"] == "failed" and recs["loop.jpg"]["status"] == "failed"
-    assert s.counts["failed"] == 2 and s.ignored == {".cr2": 1, ".txt": 1, ".heic": 1, "hidden": 3}
-    assert "3 hidden" in pipeline.describe_ignored(s.ignored)
+    assert s.counts["failed"] == 2 and s.ignored == {".cr2": 1, ".txt": 1, ".heic": 1, "hidden": 3, "folder link": 1}
+    said = pipeline.describe_ignored(s.ignored)
+    assert "3 hidden" in said and "1 folder link (not followed)" in said and "1 .cr2" in said
 
 
 def test_outputs_never_written_through_a_link_in_out(tmp_path):
@@ -885,3 +887,12 @@ def test_second_signal_ends_the_run_at_once(tmp_path):
     p = _start_slow_run(inp, out, masks, 0)  # and the rerun finishes the rest
     stdout, stderr = p.communicate(timeout=120)
     assert p.returncode == 0, stderr
+
+
+def test_names_on_the_terminal_and_default_out_beside_a_linked_input(tmp_path):
+    from archive_restore.cli import shown
+
+    assert shown("box 1/a\nb.jpg") == "box 1/a\\nb.jpg" and shown("写真 é.jpg") == "写真 é.jpg"
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "scans")
+    assert pipeline.default_out_dir(tmp_path / "scans") == tmp_path / "scans_restored"
