@@ -52,6 +52,29 @@ def test_dataset_is_a_pure_function_of_seed_and_index(photos):
     assert torch.equal(image * (1 - mask), target * (1 - mask))  # only the hole is pre-filled
 
 
+def test_training_data_skips_hidden_files_and_survives_junk_among_photos(photos, tmp_path):
+    """A Mac-copied set has a "._x.jpg" per photo (not images); junk files among readable
+    photos must not stop a run at a fixed step, and a folder of junk fails naming a file."""
+    import shutil
+
+    root = tmp_path / "mixed"
+    shutil.copytree(photos, root)
+    for p in list(root.rglob("*.*")):
+        (p.parent / f"._{p.name}").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+        (p.parent / f"junk_{p.name}").write_bytes(b"not an image")  # as many junk files as photos
+    from archive_restore.inpaint.data import list_images
+
+    assert not any(p.name.startswith("._") for p in list_images(root))
+    ds = InpaintDataset(root, 32, SMALL.mask_mix, "telea", 3, seed=5)
+    for i in range(400):  # with 10 draws a sample, one in 1,024 samples failed here
+        ds[i]
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.jpg").write_bytes(b"not an image")
+    with pytest.raises(RuntimeError, match=r"unreadable training files in a row \(the last: cannot decode .*a\.jpg"):
+        InpaintDataset(junk, 32, SMALL.mask_mix, "telea", 3, seed=5)[0]
+
+
 def test_a_few_steps_reduce_the_loss(photos, tmp_path, tiny_model_cfg):
     torch.manual_seed(0)
     t = _trainer(photos, tmp_path / "run", tiny_model_cfg, replace(SMALL, adv_start=10**6))

@@ -30,6 +30,9 @@ from archive_restore.prefill import prefill
 
 
 
+UNREADABLE_TRIES = 50  # draws per sample; only a folder of mostly unreadable files fails
+
+
 def list_images(root: Path) -> list[Path]:
     """Every image file under ``root``, recursively, sorted (deterministic): ``io.walk_scans``,
     so hidden entries (macOS "._a.jpg" files, ".Trashes") and NAS thumbnail folders are not
@@ -165,7 +168,7 @@ class InpaintDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
         rng = np.random.default_rng([self.seed, int(index)])
-        for _ in range(10):
+        for _ in range(UNREADABLE_TRIES):  # a few junk files among many must not stop a run
             g = self.groups[rng.choice(len(self.groups), p=self.source_p)]
             path = g[rng.integers(len(g))]
             try:
@@ -175,7 +178,7 @@ class InpaintDataset(torch.utils.data.Dataset):
                 last = str(exc)
                 continue
         else:
-            raise RuntimeError(f"10 unreadable training files in a row (the last: {last})")
+            raise RuntimeError(f"{UNREADABLE_TRIES} unreadable training files in a row (the last: {last})")
         s = self.size
         h, w = img.shape[:2]
         if min(h, w) < s:
