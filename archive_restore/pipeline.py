@@ -802,12 +802,20 @@ def _restore_folder(
                     continue
                 batch: list[tuple[_Job, win.Window]] = []
                 for job in active:
-                    # one round of a job per batch: a later round reads what this one pastes
-                    first = cursor[id(job)]
-                    while (cursor[id(job)] < len(job.windows) and len(batch) < batch_size
-                           and job.windows[cursor[id(job)]].round == job.windows[first].round):
-                        batch.append((job, job.windows[cursor[id(job)]]))
-                        cursor[id(job)] += 1
+                    # one chunk of a job per batch: the windows of one round, cut every
+                    # batch_size windows from the round's start, as ``restore_pixels`` cuts them.
+                    # Windows of a round that share context see what earlier chunks pasted, so
+                    # the cuts must not depend on other images in flight: then an image comes
+                    # out byte for byte the same however busy the run (before session 25 the
+                    # cuts followed what else was in the batch, and outputs varied by 1-2
+                    # levels in a few pixels from run to run)
+                    windows, at = job.windows, cursor[id(job)]
+                    start = next(i for i in range(at, -1, -1) if i == 0 or windows[i - 1].round != windows[at].round)
+                    stop = at + batch_size - (at - start) % batch_size
+                    while at < min(stop, len(windows)) and windows[at].round == windows[start].round:
+                        batch.append((job, windows[at]))
+                        at += 1
+                    cursor[id(job)] = at
                     if len(batch) >= batch_size:
                         break
                 run_batch(batch)

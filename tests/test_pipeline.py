@@ -579,6 +579,51 @@ def test_a_batch_never_holds_two_rounds_of_one_image(tmp_path, monkeypatch):
             assert np.array_equal(np.asarray(Image.open(out / str(batch) / name)), expect)
 
 
+def test_an_images_batches_do_not_depend_on_the_other_images_in_flight(tmp_path, monkeypatch):
+    """Windows of one round that share context see what earlier session calls pasted, so where
+    a round is cut into calls changes the fill (the shipped model: 85 pixels of a sample scan
+    by up to 2 levels). The cuts must be those of ``restore_pixels`` (every ``batch`` windows
+    from the round's start), whatever else is in the batch: then a file is the same however
+    busy the run."""
+    import cv2
+
+    from archive_restore.runtime import windows as win
+
+    rng = np.random.default_rng(4)
+    inp, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
+    inp.mkdir(), masks.mkdir()
+    plans = {}
+    for k in range(4):
+        image = photo(300, 400, k)
+        mask = np.zeros((300, 400), np.uint8)
+        for _ in range(5 + 3 * k):  # dust specks: many small windows, a different count per image
+            cv2.circle(mask, (int(rng.integers(10, 390)), int(rng.integers(10, 290))), 3, 1, -1)
+        Image.fromarray(image).save(inp / f"{k}.png")
+        Image.fromarray(mask * 255).save(masks / f"{k}.png")
+        plans[k] = win.plan_windows(mask.astype(bool), 512, 48)
+    cuts = []
+    real = pipeline.fill_windows
+
+    def spy(session, items):
+        by_image: dict[int, list] = {}
+        for pixels, _, w, _ in items:
+            by_image.setdefault(id(pixels), []).append(w)
+        cuts.extend(by_image.values())
+        return real(session, items)
+
+    monkeypatch.setattr(pipeline, "fill_windows", spy)
+    batch = 4
+    pipeline.restore_folder(inp, out, masks_dir=masks, session=FakeSession(), runtime=RuntimeConfig(batch=batch),
+                            handle_sigint=False)
+    expected = []
+    for plan in plans.values():
+        for r in sorted({w.round for w in plan}):
+            todo = [w for w in plan if w.round == r]
+            expected += [todo[i:i + batch] for i in range(0, len(todo), batch)]
+    key = lambda ws: tuple((w.box, w.core, w.round) for w in ws)  # noqa: E731
+    assert sorted(map(key, cuts)) == sorted(map(key, expected))
+
+
 def test_a_runs_masks_can_be_edited_and_given_back(tmp_path, monkeypatch):
     """OUT/masks/ of one run, edited, is a --masks folder for the next (the same layout), and
     scans sharing a stem (a.jpg, a.png) keep their own masks; an old-layout mask (a.png for
