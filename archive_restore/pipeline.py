@@ -804,11 +804,10 @@ def _restore_folder(
                 for job in active:
                     # one chunk of a job per batch: the windows of one round, cut every
                     # batch_size windows from the round's start, as ``restore_pixels`` cuts them.
-                    # Windows of a round that share context see what earlier chunks pasted, so
-                    # the cuts must not depend on other images in flight: then an image comes
-                    # out byte for byte the same however busy the run (before session 25 the
-                    # cuts followed what else was in the batch, and outputs varied by 1-2
-                    # levels in a few pixels from run to run)
+                    # The fill depends on where a round is cut into calls, so the cuts must not
+                    # depend on other images in flight: then an image comes out byte for byte
+                    # the same however busy the run (before session 25 the cuts followed what
+                    # else was in the batch, and outputs varied by 1-2 levels in a few pixels)
                     windows, at = job.windows, cursor[id(job)]
                     start = next(i for i in range(at, -1, -1) if i == 0 or windows[i - 1].round != windows[at].round)
                     stop = at + batch_size - (at - start) % batch_size
