@@ -279,6 +279,42 @@ def mark_mask_collisions(tasks: list[tuple[str, Path, Optional[str]]]) -> list[t
     return [(rel, path, err or (why if collides(rel) else None)) for rel, path, err in tasks]
 
 
+def ignores_case(folder: Path) -> bool:
+    """Whether the file system holding ``folder`` (which exists) treats names that differ only
+    in case as one file: exFAT and NTFS drives, macOS's default APFS. Asked of the file system
+    with a probe file, not guessed from the platform."""
+    probe = folder / f".case-Probe-{os.getpid()}-{threading.get_ident()}"
+    try:
+        probe.write_bytes(b"")
+    except OSError:
+        return False
+    try:
+        return os.path.exists(folder / probe.name.swapcase())
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def mark_case_collisions(tasks: list[tuple[str, Path, Optional[str]]]) -> list[tuple[str, Path, Optional[str]]]:
+    """``list_inputs``' tasks with an error on every input whose relative path equals another's
+    but for case or Unicode normalisation (``box/A.jpg`` and ``box/a.jpg``, "é" composed or
+    not): on an output folder that ignores case (``ignores_case``) both would be written to
+    one file, each run replacing the other's result. Both fail, with the other's name."""
+    import unicodedata  # noqa: PLC0415
+
+    groups: dict[str, list[str]] = collections.defaultdict(list)
+    for rel, _, _ in tasks:
+        groups[unicodedata.normalize("NFC", rel).casefold()].append(rel)
+    out = []
+    for rel, path, err in tasks:
+        same = [o for o in groups[unicodedata.normalize("NFC", rel).casefold()] if o != rel]
+        if same and err is None:
+            err = (f"its name differs from {same[0]} only in case or accents, and the output folder's file system "
+                   "does not tell them apart: both would be written to one file; rename one, or use an output "
+                   "folder on a case-sensitive file system")
+        out.append((rel, path, err))
+    return out
+
+
 def manifest_history(path: Path) -> tuple[dict[str, tuple[str, str]], dict[str, dict[str, Any]]]:
     """What the runs recorded in manifest ``path`` left in OUT, which later failed records do
     not change (a failed image's files stay where they were):
@@ -551,6 +587,8 @@ def _restore_folder(
     written, last_ok = manifest_history(manifest_path)
     ignored: collections.Counter = collections.Counter()
     tasks = mark_mask_collisions(list_inputs(inp, exclude=[mdir] if mdir is not None else [], ignored=ignored))
+    if ignores_case(out):
+        tasks = mark_case_collisions(tasks)
     user_masks = UserMasks(mdir, [rel for rel, _, _ in tasks]) if mdir is not None else None
     summary = Summary(input_dir=inp, out_dir=out, manifest=manifest_path, total=len(tasks), ignored=dict(ignored))
     if user_masks is not None:

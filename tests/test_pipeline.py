@@ -941,3 +941,23 @@ def test_names_on_the_terminal_and_default_out_beside_a_linked_input(tmp_path):
     (tmp_path / "real").mkdir()
     os.symlink(tmp_path / "real", tmp_path / "scans")
     assert pipeline.default_out_dir(tmp_path / "scans") == tmp_path / "scans_restored"
+
+
+def test_names_differing_only_in_case_fail_on_an_output_folder_that_ignores_case(tmp_path, monkeypatch):
+    """box/A.jpg and box/a.jpg from a Linux archive, restored onto an exFAT/NTFS drive or
+    macOS's APFS, would be written to one file, each replacing the other's result."""
+    import unicodedata
+
+    inp, masks, out = tmp_path / "scans", tmp_path / "m", tmp_path / "out"
+    (inp / "box").mkdir(parents=True)
+    masks.mkdir()
+    for name in ("A.jpg", "a.jpg", "b.jpg", unicodedata.normalize("NFD", "é.jpg"), "é.jpg"):
+        Image.fromarray(photo(40, 50)).save(inp / "box" / name)
+    assert not pipeline.ignores_case(tmp_path)  # this machine's tmp is case-sensitive
+    monkeypatch.setattr(pipeline, "ignores_case", lambda folder: True)
+    s = pipeline.restore_folder(inp, out, masks_dir=masks, session=FakeSession(), handle_sigint=False)
+    recs = last_records(out)
+    assert s.counts["failed"] == 4 and recs["box/b.jpg"]["status"] == "unchanged"
+    assert "differs from box/a.jpg only in case" in recs["box/A.jpg"]["error"]
+    assert "differs from box/A.jpg only in case" in recs["box/a.jpg"]["error"]
+    assert not (out / "box/A.jpg").exists() and not (out / "box/a.jpg").exists()

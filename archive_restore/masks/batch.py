@@ -59,9 +59,13 @@ def write_masks(input_dir: Path, out_dir: Path, cfg: MaskConfig, force: bool = F
     ``io.walk_scans`` (what the walk passed over)."""
     from archive_restore.io import ImageError, mask_name, write_mask
     from archive_restore.masks import detect
-    from archive_restore.pipeline import list_inputs
+    from archive_restore.pipeline import ignores_case, list_inputs, mark_case_collisions
 
-    for rel, path, error in list_inputs(input_dir, exclude=[out_dir], ignored=ignored):
+    tasks = list_inputs(input_dir, exclude=[out_dir], ignored=ignored)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if ignores_case(out_dir):  # A.jpg and a.jpg would share one mask file there
+        tasks = mark_case_collisions(tasks)
+    for rel, path, error in tasks:
         job = MaskJob(rel=rel)
         if error is not None:
             job.error = error
