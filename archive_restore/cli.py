@@ -193,6 +193,8 @@ def folder_cmd(
         f"{c['restored']} restored, {c['unchanged']} unchanged, {c['skipped']} skipped, {c['failed']} failed; "
         f"provider {summary.provider}, model {summary.model_id[:16]}"
     )
+    for rel, err in summary.unreadable_folders:
+        typer.echo(f"error: folder {shown(rel)}: {err}; its scans were not seen", err=True)
     for rel, err in summary.failed[:20]:
         typer.echo(f"failed: {shown(rel)}: {err}", err=True)
     if len(summary.failed) > 20:
@@ -226,7 +228,7 @@ def folder_cmd(
     if summary.interrupted:
         typer.echo("interrupted: finished in-flight images; rerun the same command to continue", err=True)
         raise typer.Exit(128 + (summary.stopped_by or 2))  # 130 for Ctrl-C, 143 for SIGTERM
-    raise typer.Exit(1 if c["failed"] else 0)
+    raise typer.Exit(1 if c["failed"] or summary.unreadable_folders else 0)
 
 
 @app.command("export-onnx")

@@ -485,8 +485,11 @@ def _exif_thumbnail_refreshed(exif: Optional[bytes], pixels: np.ndarray) -> Opti
                 entries[tag] = at + 8
         off = struct.unpack_from(end + "L", t, entries[THUMB_OFFSET_TAG])[0]
         length = struct.unpack_from(end + "L", t, entries[THUMB_LENGTH_TAG])[0]
-        if off + length > len(t) or length == 0:
+        ifd1_end = ifd1 + 2 + 12 * struct.unpack_from(end + "H", t, ifd1)[0] + 4
+        if off + length > len(t) or length == 0 or off < 8:
             raise ValueError("thumbnail past the end")
+        if (off < ifd1_end and off + length > ifd1) or (off < next_at + 4 and off + length > ifd0):
+            raise ValueError("thumbnail over a directory")  # wiping it would wipe the EXIF
     except (struct.error, KeyError, ValueError):
         t[next_at:next_at + 4] = b"\x00" * 4  # a directory we cannot follow: unlinked
         return prefix + bytes(t)
@@ -628,7 +631,8 @@ NOT_SCAN_FOLDERS = frozenset({"@eaDir", "#recycle", "#snapshot", "@Recycle", "@R
 
 
 def walk_scans(root: Path | str, exclude: Sequence[Path | str] = (),
-               ignored: Optional[collections.Counter] = None) -> list[tuple[str, Path, Optional[str]]]:
+               ignored: Optional[collections.Counter] = None,
+               links_out_ok: bool = False) -> list[tuple[str, Path, Optional[str]]]:
     """Image files under ``root`` (recursive, sorted; by extension, ``IMAGE_EXTENSIONS`` in any
     case) as (relative POSIX path, path, error). The one walk every command uses.
 
@@ -637,6 +641,8 @@ def walk_scans(root: Path | str, exclude: Sequence[Path | str] = (),
     ``"<folder>/"``, so its scans are not silently missing). Hidden names and
     ``NOT_SCAN_FOLDERS`` are not walked; folder symlinks are not followed.
     exclude: folders not walked (a MASK_DIR kept inside INPUT_DIR holds masks, not scans).
+    links_out_ok: file links leaving ``root`` are fine (training and evaluation sets built
+        from links into a photo library); ``restore folder`` and ``restore masks`` refuse them.
     ignored: when given, counts what was passed over: ``"hidden"`` entries, ``"folder link"``
         (symlinked folders, not followed) and other files by lower-case extension (``".heic"``,
         ``".cr2"``, ``""``), so a caller can say so.
@@ -682,7 +688,7 @@ def walk_scans(root: Path | str, exclude: Sequence[Path | str] = (),
             error = None
             try:
                 if path.is_symlink():
-                    if not path.resolve(strict=False).is_relative_to(root):
+                    if not links_out_ok and not path.resolve(strict=False).is_relative_to(root):
                         error = "symlink points outside the input folder (refused)"
                     elif not path.exists():
                         error = "symlink to nothing (its target is missing)"

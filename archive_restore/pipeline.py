@@ -26,7 +26,7 @@ Policies:
   transparent keeps (``io.read_mask``); applied to the upright image. A MISSING user mask
   means "nothing to fill by hand" (an empty user mask), not an error; a mask of the wrong size
   fails that image. ``OUT/masks`` itself may be given back (edited in place); records hold the
-  written mask's sha256, and a mask edited since is never overwritten (see ``mask_edited``).
+  written mask's sha256, and a person's mask there is never overwritten (see ``mask_state``).
 - Empty final mask: the input is copied byte for byte (status ``unchanged``, mask null).
 - Resume: an image is ``skipped`` when the last manifest record for it succeeded with the
   same input sha256, settings and model id, and its output (and mask) still exist with the
@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import json
 import os
 import queue
@@ -115,6 +116,10 @@ class Summary:
     # what the walk passed over: "hidden" entries and other files by extension (io.walk_scans)
     ignored: dict[str, int] = field(default_factory=dict)
     stopped_by: Optional[int] = None  # the signal that interrupted the run (SIGINT, SIGTERM, SIGHUP)
+    # folders of INPUT that could not be read ("box2/", error): their scans were not seen. Not
+    # manifest records (the manifest is one record per image, and a folder fixed later would
+    # keep its failure there for ever); the command says them and exits 1
+    unreadable_folders: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def done(self) -> int:
@@ -315,16 +320,18 @@ def mark_case_collisions(tasks: list[tuple[str, Path, Optional[str]]]) -> list[t
     return out
 
 
-def manifest_history(path: Path) -> tuple[dict[str, tuple[str, str]], dict[str, dict[str, Any]]]:
+def manifest_history(path: Path, own_dir: str) -> tuple[dict[str, tuple[str, str, bool]], dict[str, dict[str, Any]]]:
     """What the runs recorded in manifest ``path`` left in OUT, which later failed records do
     not change (a failed image's files stay where they were):
 
-    - input -> (mask path under OUT, its sha256) of the mask last left in OUT/masks: a later
-      ``restored`` or ``skipped`` record replaces it, an ``unchanged`` one (the mask was
-      removed) drops it. Records without ``mask_sha256`` (before session 25): no entry.
+    - input -> (mask path under OUT, its sha256, whether it is a person's file) of the mask
+      last left in OUT/masks: a later ``restored`` or ``skipped`` record replaces it, an
+      ``unchanged`` one (the mask was removed) drops it. A person's file: the run read it from
+      ``own_dir`` (OUT/masks given back in place) and kept it as it was (its user mask hash is
+      the mask's). Records without ``mask_sha256`` (before session 25): no entry.
     - input -> its last successful record (``restored``, ``unchanged`` or ``skipped``).
     """
-    out: dict[str, tuple[str, str]] = {}
+    out: dict[str, tuple[str, str, bool]] = {}
     ok: dict[str, dict[str, Any]] = {}
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -343,7 +350,9 @@ def manifest_history(path: Path) -> tuple[dict[str, tuple[str, str]], dict[str, 
             sha = rec.get("mask_sha256")
             # only the mask's own place in OUT/masks: a record naming another file is ignored
             if rec.get("mask") == f"{MASKS_DIRNAME}/{aio.mask_name(rec['input'])}" and isinstance(sha, str):
-                out[rec["input"]] = (rec["mask"], sha)
+                settings = rec.get("settings") if isinstance(rec.get("settings"), dict) else {}
+                users = settings.get("masks_dir") == own_dir and settings.get("user_mask_sha256") == sha
+                out[rec["input"]] = (rec["mask"], sha, users)
     return out, ok
 
 
@@ -360,12 +369,20 @@ def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
 _TEMP_RE = re.compile(r"\..+" + re.escape(aio.TEMP_MARK) + r"[0-9a-f]{8}", re.DOTALL)  # fullmatch: names may hold newlines
 
 
+REPORT_NAME, REPORT_ASSETS = "report.html", "report_assets"  # report.page / report.assets own them
+
+
 def remove_stale_temps(out_dir: Path) -> int:
-    """Delete temp files left in OUT_DIR by a killed run (``.<name>.partial-<hex8>``)."""
+    """Delete temp files left in OUT_DIR by a killed run (``.<name>.partial-<hex8>``); the
+    report's files are left to the report (a report may be building while a new run starts:
+    ``restore folder`` builds it after it has released OUT)."""
     n = 0
     if not out_dir.is_dir():
         return 0
-    for dirpath, _dirs, files in os.walk(out_dir):
+    for dirpath, dirs, files in os.walk(out_dir):
+        if Path(dirpath) == out_dir:  # the report's own files: a report being built (its temps are
+            dirs[:] = [d for d in dirs if d != REPORT_ASSETS]  # live) cleans them itself
+            files = [f for f in files if not f.startswith(f".{REPORT_NAME}")]
         for name in files:
             if _TEMP_RE.fullmatch(name):
                 try:
@@ -419,7 +436,9 @@ class UserMasks:
         self._present: dict[str, str] = {}  # NFC name -> the name on disk, for files and links
         for dirpath, dirnames, files in os.walk(self.dir):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            for name in files + [d for d in dirnames if Path(dirpath, d).is_symlink()]:
+            # a link to a folder where a mask's name is (box/a.jpg.png -> somewhere/) fails as
+            # "not a file"; a linked folder of masks (box1 -> elsewhere) is walked by find()
+            for name in files + [d for d in dirnames if d.lower().endswith(".png") and Path(dirpath, d).is_symlink()]:
                 rel = Path(dirpath, name).relative_to(self.dir).as_posix()
                 self._present.setdefault(_nfc(rel), rel)
 
@@ -492,6 +511,9 @@ def out_lock(out: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                yield  # a file system without locks (some network mounts): run unlocked
+                return
             raise UsageError(f"another run is writing to {out} (it holds {out / LOCK_NAME}); wait for it to end, "
                              "or choose another --out") from exc
         os.ftruncate(fd, 0)
@@ -584,13 +606,16 @@ def _restore_folder(
     remove_stale_temps(out)
     previous = {} if force else read_manifest(manifest_path)
     # also under --force: no edited mask is overwritten, no other folder's result replaced
-    written, last_ok = manifest_history(manifest_path)
+    written, last_ok = manifest_history(manifest_path, str(out / MASKS_DIRNAME))
     ignored: collections.Counter = collections.Counter()
     tasks = mark_mask_collisions(list_inputs(inp, exclude=[mdir] if mdir is not None else [], ignored=ignored))
+    unreadable = [(rel, err or "") for rel, _, err in tasks if rel.endswith("/")]
+    tasks = [t for t in tasks if not t[0].endswith("/")]
     if ignores_case(out):
         tasks = mark_case_collisions(tasks)
     user_masks = UserMasks(mdir, [rel for rel, _, _ in tasks]) if mdir is not None else None
-    summary = Summary(input_dir=inp, out_dir=out, manifest=manifest_path, total=len(tasks), ignored=dict(ignored))
+    summary = Summary(input_dir=inp, out_dir=out, manifest=manifest_path, total=len(tasks), ignored=dict(ignored),
+                      unreadable_folders=unreadable)
     if user_masks is not None:
         summary.unused_masks = user_masks.unused()
     summary.provider, summary.model_id, summary.model_name = session.provider, session.model_id, session.model_name
@@ -667,18 +692,28 @@ def _restore_folder(
             return
         if last.get("input_sha256") != job.record["input_sha256"] and (out / job.rel).exists():
             raise aio.ImageError(f"the output folder holds this path's result from another input folder "
-                                 f"({last['input_root']}); not replaced: use another --out for this folder")
+                                 f"({last['input_root']}) and this scan differs from the one it was made from; not "
+                                 f"replaced: use another --out for this folder, or delete {job.rel} from the output "
+                                 "folder if it should be replaced")
 
-    def mask_edited(rel: str) -> bool:
-        """Whether OUT/masks holds a mask for ``rel`` that differs from the one the run last
-        wrote there (edited by hand). Records from before session 25 have no mask hash: False."""
-        if rel not in written:
-            return False
-        name, sha = written[rel]
+    def mask_state(rel: str) -> Optional[str]:
+        """Whose is the file at OUT/masks/<rel>.png: None (none there, or the mask a run wrote,
+        as it wrote it), "edited" (it differs from what the run wrote: edited by hand), "users"
+        (a person's file, given back in place and kept), "added" (a file where the last run left
+        no mask: put there by hand). Records from before session 25 hold no mask hash: None."""
+        p = out / MASKS_DIRNAME / aio.mask_name(rel)
         try:
-            return (out / name).is_file() and aio.sha256_file(out / name) != sha
+            if not p.is_file():
+                return None
+            if rel not in written:
+                last = last_ok.get(rel)
+                return "added" if last is not None and "mask_sha256" in last and not last.get("mask") else None
+            _, sha, users = written[rel]
+            if aio.sha256_file(p) != sha:
+                return "edited"
+            return "users" if users else None
         except OSError:
-            return False
+            return None
 
     def remove_old_mask(rel: str) -> None:
         """An image now left unchanged: the mask an earlier run wrote for it goes (it would
@@ -686,9 +721,9 @@ def _restore_folder(
         failed before this) or it is the user's own empty mask given back in place."""
         if rel not in written or own_masks:
             return
-        name, sha = written[rel]
+        name, sha, users = written[rel]
         try:
-            if (out / name).is_file() and aio.sha256_file(out / name) == sha:
+            if not users and (out / name).is_file() and aio.sha256_file(out / name) == sha:
                 (out / name).unlink()
         except OSError:
             pass
@@ -722,21 +757,23 @@ def _restore_folder(
             umask_file = user_masks.find(job.rel)
             rec["settings"]["user_mask_sha256"] = aio.sha256_file(umask_file) if umask_file is not None else None
         other_root(job)
-        edited = mask_edited(job.rel)
+        state = mask_state(job.rel)
         prev = resumable(job)
         if prev is not None:
             for key in ("output", "mask", "mask_sha256", "output_sha256", "width", "height", "format", "mode", "masked_fraction", "kind_pixels", "windows", "tone_locked"):
                 rec[key] = prev.get(key)
             job.status = "skipped"
             job.timings["decode"] = time.perf_counter() - t
-            if edited:
+            if state == "edited":
                 summary.edited_masks.append(job.rel)
             return
-        if edited and not own_masks:
+        if state is not None and not own_masks:
+            what = {"edited": "was edited after the run wrote it", "users": "is your mask, given back in place",
+                    "added": "was put there after the run"}[state]
             raise aio.ImageError(
-                f"{MASKS_DIRNAME}/{aio.mask_name(job.rel)} in the output folder was edited after the run wrote it; "
-                f"redoing the image would overwrite it: use the edits with --masks {out / MASKS_DIRNAME}, "
-                "or delete the file to redo the image without them")
+                f"{MASKS_DIRNAME}/{aio.mask_name(job.rel)} in the output folder {what}; this run does not read it "
+                f"and would overwrite it: use it with --masks {out / MASKS_DIRNAME}, or delete the file to redo "
+                "the image without it")
         scan = aio.read_scan(job.path, runtime.max_pixels, runtime.jpeg_quality)
         aio.check_writable(scan)
         job.timings["decode"] = time.perf_counter() - t
@@ -996,7 +1033,9 @@ def _restore_folder(
             stop.set()
 
         for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-            if sig is not None:
+            # a signal the caller ignores stays ignored (``nohup`` ignores SIGHUP: the run must
+            # go on when the terminal closes)
+            if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
                 old_handlers[sig] = signal.signal(sig, on_signal)
     threads = [threading.Thread(target=decode_worker, name=f"decode-{i}", daemon=True) for i in range(workers)]
     threads.append(threading.Thread(target=infer_worker, name="infer", daemon=True))
@@ -1017,6 +1056,7 @@ def _restore_folder(
         except OSError as exc:  # a full disk: the records' own writes have said so already
             fatal.append(exc)
     summary.seconds = time.perf_counter() - t_start
+    summary.edited_masks.sort()  # appended by the decode threads in any order
     summary.interrupted = stop.is_set() and summary.done < summary.total
     if fatal:
         if isinstance(fatal[0], OSError):  # the manifest itself could not be written (a full disk)

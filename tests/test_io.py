@@ -457,12 +457,13 @@ def test_exif_strip_thumbnail_is_unlinked(tmp_path):
     from PIL import ExifTags
 
     exif = bytearray(_exif_with_thumbnail(b"\xff" * 64))
-    struct.pack_into("<L", exif, 6 + 26 + 2 + 12 + 8, 10_000)  # offset past the end
-    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "a.jpg", exif=bytes(exif))
-    scan = aio.read_scan(tmp_path / "a.jpg")
-    aio.write_image(tmp_path / "out.jpg", scan.pixels, scan)
-    with Image.open(tmp_path / "out.jpg") as im:
-        assert im.getexif()[0x010F] == "Cam" and im.getexif().get_ifd(ExifTags.IFD.IFD1) == {}
+    for bad_offset in (10_000, 0, 30):  # past the end, over the header, over IFD1
+        struct.pack_into("<L", exif, 6 + 26 + 2 + 12 + 8, bad_offset)
+        Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "a.jpg", exif=bytes(exif))
+        scan = aio.read_scan(tmp_path / "a.jpg")
+        aio.write_image(tmp_path / "out.jpg", scan.pixels, scan)
+        with Image.open(tmp_path / "out.jpg") as im:
+            assert im.getexif()[0x010F] == "Cam" and im.getexif().get_ifd(ExifTags.IFD.IFD1) == {}, bad_offset
 
 
 def test_photoshop_thumbnails_left_out_iptc_kept(tmp_path):

@@ -318,6 +318,21 @@ def test_masks_edited_in_place_are_used_or_kept_never_lost(tmp_path):
     assert not np.array_equal(restored[5:15, 5:15], aio.read_scan(inp / rel).pixels[5:15, 5:15])
     s = pipeline.restore_folder(inp, out, masks_dir=out / "masks", **kw)  # and then it is stable
     assert s.counts["skipped"] == s.total and not s.edited_masks
+    # the edits given back are the person's: a later run that does not read them (the old
+    # command from the shell's history) must not overwrite them either
+    s = pipeline.restore_folder(inp, out, masks_dir=masks, **kw)
+    recs = last_records(out)
+    assert recs[rel]["status"] == "failed" and "is your mask, given back in place" in recs[rel]["error"]
+    assert mfile.read_bytes() == edited
+    # a mask put by hand beside an image the run left unchanged (no mask of its own)
+    quiet = next(r for r, rec in recs.items() if rec["status"] in ("unchanged", "skipped") and not rec["mask"])
+    added = out / "masks" / aio.mask_name(quiet)
+    added.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((60, 80), 255, np.uint8)).save(added)
+    pipeline.restore_folder(inp, out, masks_dir=masks, force=True, **kw)
+    recs = last_records(out)
+    assert recs[quiet]["status"] == "failed" and "was put there after the run" in recs[quiet]["error"]
+    assert np.asarray(Image.open(added)).min() == 255
 
 
 def test_mask_of_an_image_now_unchanged_is_removed(tmp_path):
@@ -351,6 +366,13 @@ def test_user_mask_names_that_are_not_files_fail_and_nfd_names_are_found(tmp_pat
     assert "is not a file" in recs["dir.png"]["error"] and "link to nothing" in recs["link.png"]["error"]
     assert recs["Zoë café.png"]["status"] == "restored" and recs["Zoë café.png"]["kind_pixels"]["user"] > 0
     assert s.unused_masks == []
+    (inp / "box").mkdir()  # a linked folder of masks is read through, not "unused"
+    Image.fromarray(photo(60, 80)).save(inp / "box/y.png")
+    (tmp_path / "elsewhere").mkdir()
+    Image.fromarray(scratch(60, 80)).save(tmp_path / "elsewhere/y.png.png")
+    os.symlink(tmp_path / "elsewhere", masks / "box")
+    s = pipeline.restore_folder(inp, tmp_path / "out2", masks_dir=masks, session=FakeSession(), handle_sigint=False)
+    assert last_records(tmp_path / "out2")["box/y.png"]["status"] == "restored" and s.unused_masks == []
 
 
 def _run_cli(args: list[str], **kw) -> subprocess.Popen:
@@ -796,6 +818,10 @@ def test_stale_temps_removed_whatever_the_name(tmp_path):
     kept = [tmp_path / "a.jpg", tmp_path / f".x{aio.TEMP_MARK}1234abcd.bak", tmp_path / f"x{aio.TEMP_MARK}1234abcd"]
     for p in stale + kept:
         p.write_bytes(b"x")
+    (tmp_path / "report_assets").mkdir()  # a report may be building: its temps are its own
+    kept += [aio.temp_path_for(tmp_path / "report_assets" / "x.a512.jpg"), aio.temp_path_for(tmp_path / "report.html")]
+    for p in kept[-2:]:
+        p.write_bytes(b"x")
     assert remove_stale_temps(tmp_path) == 3
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
 
@@ -831,8 +857,9 @@ def test_walk_passes_over_hidden_and_nas_entries_and_reports_what_it_cannot_read
     out = tmp_path / "out"
     s = pipeline.restore_folder(inp, out, masks_dir=tmp_path, session=FakeSession(), handle_sigint=False)
     recs = last_records(out)
-    assert recs["locked/"]["status"] == "failed" and recs["loop.jpg"]["status"] == "failed"
-    assert s.counts["failed"] == 2 and s.ignored == {".cr2": 1, ".txt": 1, ".heic": 1, "hidden": 3, "folder link": 1}
+    assert "locked/" not in recs and recs["loop.jpg"]["status"] == "failed"
+    assert s.unreadable_folders == [("locked/", "folder could not be read: Permission denied")]
+    assert s.counts["failed"] == 1 and s.ignored == {".cr2": 1, ".txt": 1, ".heic": 1, "hidden": 3, "folder link": 1}
     said = pipeline.describe_ignored(s.ignored)
     assert "3 hidden" in said and "1 folder link (not followed)" in said and "1 .cr2" in said
 
@@ -900,6 +927,9 @@ def test_another_input_folder_never_overwrites_the_first_ones_results(tmp_path):
     inp_a.rename(moved)  # the same archive under a new name resumes as before
     s = pipeline.restore_folder(moved, out, masks_dir=masks, session=FakeSession(), handle_sigint=False)
     assert s.counts["failed"] == 0 and (out / "box1/a.jpg").read_bytes() == first
+    (out / "box1/a.jpg").unlink()  # the way out the message gives, to replace it after all
+    pipeline.restore_folder(inp_b, out, masks_dir=masks, session=FakeSession(), handle_sigint=False)
+    assert last_records(out)["box1/a.jpg"]["status"] == "restored"
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
@@ -961,3 +991,17 @@ def test_names_differing_only_in_case_fail_on_an_output_folder_that_ignores_case
     assert "differs from box/a.jpg only in case" in recs["box/A.jpg"]["error"]
     assert "differs from box/A.jpg only in case" in recs["box/a.jpg"]["error"]
     assert not (out / "box/A.jpg").exists() and not (out / "box/a.jpg").exists()
+
+
+def test_a_run_under_nohup_goes_on_when_the_terminal_closes(tmp_path):
+    inp, masks, out = tmp_path / "scans", tmp_path / "masks", tmp_path / "out"
+    items = make_archive(inp, masks, n_extra=4)
+    code = SLOW_RUN.format(repo=str(REPO), delay=0.1)
+    p = subprocess.Popen([sys.executable, "-c", code, str(inp), str(out), str(masks)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # what nohup does
+    _wait_for_records(out / "manifest.jsonl", 1, p)
+    p.send_signal(signal.SIGHUP)
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 0 and "False" in stdout, stderr
+    assert len(last_records(out)) == len(items)

@@ -65,6 +65,11 @@ def test_training_data_skips_hidden_files_and_survives_junk_among_photos(photos,
     from archive_restore.inpaint.data import list_images
 
     assert not any(p.name.startswith("._") for p in list_images(root))
+    linked = tmp_path / "linked"  # a set made of links into a photo library
+    linked.mkdir()
+    for p in sorted(photos.rglob("*.png")):
+        (linked / f"{p.parent.name}_{p.name}").symlink_to(p)
+    assert len(list_images(linked)) == len(list(photos.rglob("*.png")))
     ds = InpaintDataset(root, 32, SMALL.mask_mix, "telea", 3, seed=5)
     for i in range(400):  # with 10 draws a sample, one in 1,024 samples failed here
         ds[i]

@@ -36,9 +36,10 @@ UNREADABLE_TRIES = 50  # draws per sample; only a folder of mostly unreadable fi
 def list_images(root: Path) -> list[Path]:
     """Every image file under ``root``, recursively, sorted (deterministic): ``io.walk_scans``,
     so hidden entries (macOS "._a.jpg" files, ".Trashes") and NAS thumbnail folders are not
-    training photos, and entries it refuses (unreadable folders, escaping links) are left out."""
+    training photos, and entries it refuses (unreadable folders, loops, links to nothing) are
+    left out; links into a photo library outside ``root`` are photos like any other."""
     root = Path(root)
-    files = [path for _, path, error in walk_scans(root) if error is None]
+    files = [path for _, path, error in walk_scans(root, links_out_ok=True) if error is None]
     if not files:
         raise FileNotFoundError(f"no images under {root}")
     return files

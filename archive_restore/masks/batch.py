@@ -43,10 +43,11 @@ def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
 def list_images(root: Path) -> list[Path]:
     """Image files under ``root`` (recursive, sorted, ``io.walk_scans``: hidden entries not
     walked). Entries the walk refuses (an unreadable folder, a link leaving ``root``) are listed
-    too, so that reading them fails and is counted rather than silently missing."""
+    too, so that reading them fails and is counted rather than silently missing. Links to
+    photos outside ``root`` are photos (an evaluation set built from links)."""
     from archive_restore.io import walk_scans
 
-    return [path for _, path, _ in walk_scans(root)]
+    return [path for _, path, _ in walk_scans(root, links_out_ok=True)]
 
 
 def write_masks(input_dir: Path, out_dir: Path, cfg: MaskConfig, force: bool = False,
