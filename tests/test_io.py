@@ -589,3 +589,17 @@ def test_temp_names_are_cut_at_a_character(tmp_path):
     tmp = aio.temp_path_for(tmp_path / name).name
     assert len(tmp.encode()) <= aio.NAME_MAX
     tmp.encode("utf-8")  # whole characters only: raises on a cut one
+
+
+def test_to_rgb8_rounds_16_bit_exactly_band_by_band(monkeypatch):
+    monkeypatch.setattr(aio, "TO_RGB8_ROWS", 7)  # bands that do not divide the height
+    rng = np.random.default_rng(3)
+    for c in (1, 3, 4):
+        p = rng.integers(0, 65536, (50, 9, c), dtype=np.uint16)
+        p[0, 0] = 65535
+        p[0, 1] = 128  # 128 * 255 / 65535 = 0.498: rounds down; 129 rounds up
+        p[0, 2] = 129
+        want = ((p[..., :3].astype(np.uint64) * 255 + 32767) // 65535).astype(np.uint8)
+        got = aio.to_rgb8(p)
+        assert got.shape == (50, 9, 3) and np.array_equal(got, np.broadcast_to(want, got.shape))
+        assert got[0, 0, 0] == 255 and got[0, 1, 0] == 0 and got[0, 2, 0] == 1

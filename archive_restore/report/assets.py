@@ -91,10 +91,16 @@ def _shrink(im: Image.Image, side: int) -> Image.Image:
 
 
 def _to_rgb8(im: Image.Image) -> Image.Image:
-    """Any Pillow mode -> 8-bit RGB for a browser preview (16-bit scaled, alpha on white)."""
-    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        arr = np.asarray(im).astype(np.int64)
-        return Image.fromarray(np.clip(arr >> 8, 0, 255).astype(np.uint8), "L").convert("RGB")
+    """Any Pillow mode -> 8-bit RGB, or 8-bit grey ("L", turned RGB after the shrink: a third of
+    the memory at full size), for a browser preview (16-bit scaled, alpha on white). 16-bit grey
+    is scaled in place, in its own dtype: a 150 MP scan's preview took 3.8 GB in 64-bit integers."""
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        arr = np.array(im, dtype=np.uint16)  # native order, whatever the file's
+        np.right_shift(arr, 8, out=arr)
+        return Image.fromarray(arr.astype(np.uint8), "L")
+    if im.mode == "I":
+        arr = np.asarray(im)
+        return Image.fromarray(np.clip(arr >> 8, 0, 255).astype(np.uint8), "L")
     if im.mode == "F":
         arr = np.nan_to_num(np.asarray(im, dtype=np.float32))
         hi = float(arr.max()) if arr.size else 1.0
@@ -138,7 +144,7 @@ def _open_preview(path: Path, side: int, max_pixels: int = aio.DEFAULT_MAX_PIXEL
                 im = _to_rgb8(im)
             except (OSError, ValueError, SyntaxError) as exc:
                 return _open_preview_cv2(path, side, exc)
-    im = _shrink(im, side)
+    im = _shrink(im, side).convert("RGB")
     if orientation in _TRANSPOSE:
         im = im.transpose(_TRANSPOSE[orientation])
     return im
