@@ -494,11 +494,14 @@ def _exif_thumbnail_refreshed(exif: Optional[bytes], pixels: np.ndarray) -> Opti
     except (struct.error, KeyError, ValueError):
         t[next_at:next_at + 4] = b"\x00" * 4  # a directory we cannot follow: unlinked
         return prefix + bytes(t)
-    try:
+    try:  # only bytes that are a JPEG are a thumbnail to wipe: a corrupt offset may point at values
+        if t[off:off + 2] != b"\xff\xd8":
+            raise ValueError("not a JPEG")
         with Image.open(_io.BytesIO(bytes(t[off:off + length]))) as old:
             box = old.size
     except Exception:
-        box = (160, 120)
+        t[next_at:next_at + 4] = b"\x00" * 4
+        return prefix + bytes(t)
     h, w = pixels.shape[:2]
     scale = min(box[0] / w, box[1] / h, 1.0)
     step = max(1, int(1 / scale) // 2)  # every step-th pixel, still twice the thumbnail's size

@@ -284,34 +284,49 @@ def mark_mask_collisions(tasks: list[tuple[str, Path, Optional[str]]]) -> list[t
     return [(rel, path, err or (why if collides(rel) else None)) for rel, path, err in tasks]
 
 
-def ignores_case(folder: Path) -> bool:
+def ignores_case(folder: Path) -> tuple[bool, bool]:
     """Whether the file system holding ``folder`` (which exists) treats names that differ only
-    in case as one file: exFAT and NTFS drives, macOS's default APFS. Asked of the file system
-    with a probe file, not guessed from the platform."""
-    probe = folder / f".case-Probe-{os.getpid()}-{threading.get_ident()}"
-    try:
-        probe.write_bytes(b"")
-    except OSError:
-        return False
-    try:
-        return os.path.exists(folder / probe.name.swapcase())
-    finally:
-        probe.unlink(missing_ok=True)
-
-
-def mark_case_collisions(tasks: list[tuple[str, Path, Optional[str]]]) -> list[tuple[str, Path, Optional[str]]]:
-    """``list_inputs``' tasks with an error on every input whose relative path equals another's
-    but for case or Unicode normalisation (``box/A.jpg`` and ``box/a.jpg``, "é" composed or
-    not): on an output folder that ignores case (``ignores_case``) both would be written to
-    one file, each run replacing the other's result. Both fail, with the other's name."""
+    (a) in case, (b) in Unicode normalisation ("é" composed or not) as one file: exFAT and NTFS
+    drives do (a), macOS's APFS and HFS+ both. Asked of the file system with probe files, not
+    guessed from the platform."""
     import unicodedata  # noqa: PLC0415
+
+    tag = f"{os.getpid()}-{threading.get_ident()}"
+    found = []
+    for name, other in ((f".case-Probe-{tag}", f".CASE-pROBE-{tag}"),
+                        (unicodedata.normalize("NFC", f".norm-é-{tag}"), unicodedata.normalize("NFD", f".norm-é-{tag}"))):
+        probe = folder / name
+        try:
+            probe.write_bytes(b"")
+        except OSError:
+            found.append(False)
+            continue
+        try:
+            found.append(os.path.exists(folder / other))
+        finally:
+            probe.unlink(missing_ok=True)
+    return found[0], found[1]
+
+
+def mark_case_collisions(tasks: list[tuple[str, Path, Optional[str]]], fold_case: bool = True,
+                         fold_norm: bool = True) -> list[tuple[str, Path, Optional[str]]]:
+    """``list_inputs``' tasks with an error on every input whose relative path equals another's
+    but for case (``fold_case``: ``box/A.jpg`` and ``box/a.jpg``) or Unicode normalisation
+    (``fold_norm``: "é" composed or not): on an output folder that treats them as one name
+    (``ignores_case``) both would be written to one file, each run replacing the other's
+    result. Both fail, with the other's name."""
+    import unicodedata  # noqa: PLC0415
+
+    def key(rel: str) -> str:
+        rel = unicodedata.normalize("NFC", rel) if fold_norm else rel
+        return rel.casefold() if fold_case else rel
 
     groups: dict[str, list[str]] = collections.defaultdict(list)
     for rel, _, _ in tasks:
-        groups[unicodedata.normalize("NFC", rel).casefold()].append(rel)
+        groups[key(rel)].append(rel)
     out = []
     for rel, path, err in tasks:
-        same = [o for o in groups[unicodedata.normalize("NFC", rel).casefold()] if o != rel]
+        same = [o for o in groups[key(rel)] if o != rel]
         if same and err is None:
             err = (f"its name differs from {same[0]} only in case or accents, and the output folder's file system "
                    "does not tell them apart: both would be written to one file; rename one, or use an output "
@@ -320,40 +335,52 @@ def mark_case_collisions(tasks: list[tuple[str, Path, Optional[str]]]) -> list[t
     return out
 
 
-def manifest_history(path: Path, own_dir: str) -> tuple[dict[str, tuple[str, str, bool]], dict[str, dict[str, Any]]]:
+def manifest_history(path: Path) -> tuple[dict[str, tuple[str, str, bool]], dict[str, dict[str, Any]], set[str]]:
     """What the runs recorded in manifest ``path`` left in OUT, which later failed records do
     not change (a failed image's files stay where they were):
 
-    - input -> (mask path under OUT, its sha256, whether it is a person's file) of the mask
-      last left in OUT/masks: a later ``restored`` or ``skipped`` record replaces it, an
-      ``unchanged`` one (the mask was removed) drops it. A person's file: the run read it from
-      ``own_dir`` (OUT/masks given back in place) and kept it as it was (its user mask hash is
-      the mask's). Records without ``mask_sha256`` (before session 25): no entry.
-    - input -> its last successful record (``restored``, ``unchanged`` or ``skipped``).
+    - written: input -> (mask path under OUT, its sha256, whether it is a person's file) of the
+      mask last left in OUT/masks: a later ``restored`` or ``skipped`` record replaces it, an
+      ``unchanged`` one (the mask was removed) drops it. A person's file: a run kept the user
+      mask it read as it was (its ``user_mask_sha256`` is the mask's: OUT/masks given back in
+      place, wherever OUT is now) and it differs from the last mask a run made for that input
+      (an edit; given back unedited, it is the run's own). Records without ``mask_sha256``
+      (before session 25): no entry.
+    - last_ok: input -> its last successful record (``restored``, ``unchanged`` or ``skipped``).
+    - legacy: inputs for which a record from before session 25 named a mask (its file may still
+      be there, unknown to the hashes).
     """
-    out: dict[str, tuple[str, str, bool]] = {}
+    written: dict[str, tuple[str, str, bool]] = {}
     ok: dict[str, dict[str, Any]] = {}
+    legacy: set[str] = set()
+    made: dict[str, str] = {}  # input -> sha256 of the last mask a run made itself
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return out, ok
+        return written, ok, legacy
     for line in text.splitlines():  # every record in order (the report's reader keeps the last)
         try:
             rec = json.loads(line)
         except ValueError:
             continue  # a line cut by a kill
-        if not isinstance(rec, dict) or not isinstance(rec.get("input"), str):
+        if not isinstance(rec, dict) or not isinstance(rec.get("input"), str) or rec.get("status") not in OK_STATUSES:
             continue
-        if rec.get("status") in OK_STATUSES:
-            ok[rec["input"]] = rec
-            out.pop(rec["input"], None)
-            sha = rec.get("mask_sha256")
-            # only the mask's own place in OUT/masks: a record naming another file is ignored
-            if rec.get("mask") == f"{MASKS_DIRNAME}/{aio.mask_name(rec['input'])}" and isinstance(sha, str):
-                settings = rec.get("settings") if isinstance(rec.get("settings"), dict) else {}
-                users = settings.get("masks_dir") == own_dir and settings.get("user_mask_sha256") == sha
-                out[rec["input"]] = (rec["mask"], sha, users)
-    return out, ok
+        rel = rec["input"]
+        ok[rel] = rec
+        written.pop(rel, None)
+        sha = rec.get("mask_sha256")
+        # only the mask's own place in OUT/masks: a record naming another file is ignored
+        if rec.get("mask") != f"{MASKS_DIRNAME}/{aio.mask_name(rel)}":
+            continue
+        if not isinstance(sha, str):
+            legacy.add(rel)
+            continue
+        settings = rec.get("settings") if isinstance(rec.get("settings"), dict) else {}
+        kept = settings.get("user_mask_sha256") == sha
+        if not kept:
+            made[rel] = sha
+        written[rel] = (rec["mask"], sha, kept and made.get(rel) != sha)
+    return written, ok, legacy
 
 
 def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
@@ -606,13 +633,14 @@ def _restore_folder(
     remove_stale_temps(out)
     previous = {} if force else read_manifest(manifest_path)
     # also under --force: no edited mask is overwritten, no other folder's result replaced
-    written, last_ok = manifest_history(manifest_path, str(out / MASKS_DIRNAME))
+    written, last_ok, legacy = manifest_history(manifest_path)
     ignored: collections.Counter = collections.Counter()
     tasks = mark_mask_collisions(list_inputs(inp, exclude=[mdir] if mdir is not None else [], ignored=ignored))
     unreadable = [(rel, err or "") for rel, _, err in tasks if rel.endswith("/")]
     tasks = [t for t in tasks if not t[0].endswith("/")]
-    if ignores_case(out):
-        tasks = mark_case_collisions(tasks)
+    fold_case, fold_norm = ignores_case(out)
+    if fold_case or fold_norm:
+        tasks = mark_case_collisions(tasks, fold_case, fold_norm)
     user_masks = UserMasks(mdir, [rel for rel, _, _ in tasks]) if mdir is not None else None
     summary = Summary(input_dir=inp, out_dir=out, manifest=manifest_path, total=len(tasks), ignored=dict(ignored),
                       unreadable_folders=unreadable)
@@ -705,9 +733,10 @@ def _restore_folder(
         try:
             if not p.is_file():
                 return None
-            if rel not in written:
+            if rel not in written:  # no run of session 25 or later left a mask here
                 last = last_ok.get(rel)
-                return "added" if last is not None and "mask_sha256" in last and not last.get("mask") else None
+                fresh = last is not None and "mask_sha256" in last and not last.get("mask") and rel not in legacy
+                return "added" if fresh else None
             _, sha, users = written[rel]
             if aio.sha256_file(p) != sha:
                 return "edited"
@@ -886,10 +915,11 @@ def _restore_folder(
                     windows, at = job.windows, cursor[id(job)]
                     start = next(i for i in range(at, -1, -1) if i == 0 or windows[i - 1].round != windows[at].round)
                     stop = at + batch_size - (at - start) % batch_size
-                    while at < min(stop, len(windows)) and windows[at].round == windows[start].round:
-                        batch.append((job, windows[at]))
-                        at += 1
-                    cursor[id(job)] = at
+                    chunk = [w for w in windows[at:stop] if w.round == windows[start].round]
+                    if batch and len(batch) + len(chunk) > batch_size:
+                        break  # a call holds at most batch_size windows; this chunk goes next
+                    batch.extend((job, w) for w in chunk)
+                    cursor[id(job)] = at + len(chunk)
                     if len(batch) >= batch_size:
                         break
                 run_batch(batch)

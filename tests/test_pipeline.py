@@ -626,7 +626,10 @@ def test_an_images_batches_do_not_depend_on_the_other_images_in_flight(tmp_path,
     cuts = []
     real = pipeline.fill_windows
 
+    calls = []
+
     def spy(session, items):
+        calls.append(len(items))
         by_image: dict[int, list] = {}
         for pixels, _, w, _ in items:
             by_image.setdefault(id(pixels), []).append(w)
@@ -644,6 +647,7 @@ def test_an_images_batches_do_not_depend_on_the_other_images_in_flight(tmp_path,
             expected += [todo[i:i + batch] for i in range(0, len(todo), batch)]
     key = lambda ws: tuple((w.box, w.core, w.round) for w in ws)  # noqa: E731
     assert sorted(map(key, cuts)) == sorted(map(key, expected))
+    assert max(calls) <= batch  # and no call holds more than batch windows
 
 
 def test_a_runs_masks_can_be_edited_and_given_back(tmp_path, monkeypatch):
@@ -983,8 +987,11 @@ def test_names_differing_only_in_case_fail_on_an_output_folder_that_ignores_case
     masks.mkdir()
     for name in ("A.jpg", "a.jpg", "b.jpg", unicodedata.normalize("NFD", "é.jpg"), "é.jpg"):
         Image.fromarray(photo(40, 50)).save(inp / "box" / name)
-    assert not pipeline.ignores_case(tmp_path)  # this machine's tmp is case-sensitive
-    monkeypatch.setattr(pipeline, "ignores_case", lambda folder: True)
+    assert pipeline.ignores_case(tmp_path) == (False, False)  # this machine's tmp tells names apart
+    monkeypatch.setattr(pipeline, "ignores_case", lambda folder: (True, False))  # exFAT, NTFS
+    s = pipeline.restore_folder(inp, tmp_path / "ntfs", masks_dir=masks, session=FakeSession(), handle_sigint=False)
+    assert s.counts["failed"] == 2  # A.jpg and a.jpg; the two spellings of é are two names there
+    monkeypatch.setattr(pipeline, "ignores_case", lambda folder: (True, True))  # macOS
     s = pipeline.restore_folder(inp, out, masks_dir=masks, session=FakeSession(), handle_sigint=False)
     recs = last_records(out)
     assert s.counts["failed"] == 4 and recs["box/b.jpg"]["status"] == "unchanged"
@@ -1005,3 +1012,36 @@ def test_a_run_under_nohup_goes_on_when_the_terminal_closes(tmp_path):
     stdout, stderr = p.communicate(timeout=120)
     assert p.returncode == 0 and "False" in stdout, stderr
     assert len(last_records(out)) == len(items)
+
+
+def test_person_masks_protected_without_false_alarms(tmp_path):
+    """Given back unedited, a run's masks are still the run's (the first command works again);
+    given back edited, they stay protected after OUT is moved; a pre-session-25 mask left
+    beside an image now unchanged is not taken for a person's."""
+    inp, masks, out = tmp_path / "scans", tmp_path / "m", tmp_path / "out"
+    make_archive(inp, masks)
+    kw = dict(session=FakeSession(), handle_sigint=False)
+    pipeline.restore_folder(inp, out, masks_dir=masks, **kw)
+    pipeline.restore_folder(inp, out, masks_dir=out / "masks", **kw)  # given back, no edits
+    s = pipeline.restore_folder(inp, out, masks_dir=masks, **kw)  # the first command again
+    assert s.counts["failed"] == 0
+    rel = "box1/a.jpg"
+    _paint(out / "masks" / f"{rel}.png", (slice(5, 15), slice(5, 15)))
+    edited = (out / "masks" / f"{rel}.png").read_bytes()
+    pipeline.restore_folder(inp, out, masks_dir=out / "masks", **kw)  # given back, edited
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    pipeline.restore_folder(inp, moved, masks_dir=masks, **kw)
+    r = last_records(moved)[rel]
+    assert r["status"] == "failed" and "is your mask" in r["error"] and (moved / "masks" / f"{rel}.png").read_bytes() == edited
+    # before session 25 records had no mask hash: a mask they left is no person's
+    legacy_out = tmp_path / "legacy"
+    pipeline.restore_folder(inp, legacy_out, masks_dir=masks, **kw)
+    lines = [json.loads(x) for x in (legacy_out / "manifest.jsonl").read_text().splitlines()]
+    (legacy_out / "manifest.jsonl").write_text("".join(json.dumps({k: v for k, v in x.items() if k != "mask_sha256"}) + "\n" for x in lines))
+    empty = tmp_path / "m_empty"
+    empty.mkdir()
+    pipeline.restore_folder(inp, legacy_out, masks_dir=empty, **kw)  # all unchanged; old masks stay
+    assert (legacy_out / "masks" / f"{rel}.png").exists()
+    s = pipeline.restore_folder(inp, legacy_out, masks_dir=masks, **kw)
+    assert s.counts["failed"] == 0, s.failed

@@ -294,10 +294,12 @@ def test_preview_cache_kept_whatever_the_spelling_of_out_and_killed_build_temps_
     assets = out_dir / "report_assets"
     before = {p.name: p.stat().st_mtime_ns for p in assets.iterdir()}
     (assets / ".x.a512.jpg.partial-0badc0de").write_bytes(b"cut by a kill")
+    (out_dir / ".report.html.partial-0badc0de").write_bytes(b"cut by a kill")
     monkeypatch.chdir(tmp_path)
     time.sleep(0.01)
     render(Path("out"))  # `restore report out`
     assert {p.name: p.stat().st_mtime_ns for p in assets.iterdir()} == before
+    assert not (out_dir / ".report.html.partial-0badc0de").exists()
 
 
 def test_backslash_names_are_names_and_refused_links_get_no_preview(tmp_path):

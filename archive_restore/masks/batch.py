@@ -64,8 +64,9 @@ def write_masks(input_dir: Path, out_dir: Path, cfg: MaskConfig, force: bool = F
 
     tasks = list_inputs(input_dir, exclude=[out_dir], ignored=ignored)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if ignores_case(out_dir):  # A.jpg and a.jpg would share one mask file there
-        tasks = mark_case_collisions(tasks)
+    fold_case, fold_norm = ignores_case(out_dir)
+    if fold_case or fold_norm:  # A.jpg and a.jpg would share one mask file there
+        tasks = mark_case_collisions(tasks, fold_case, fold_norm)
     for rel, path, error in tasks:
         job = MaskJob(rel=rel)
         if error is not None:

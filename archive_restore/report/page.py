@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from archive_restore.io import write_bytes_atomic
+from archive_restore.io import TEMP_MARK, write_bytes_atomic
 from archive_restore.report import assets as _assets
 from archive_restore.report.records import (
     DAMAGE_KINDS,
@@ -231,4 +231,6 @@ def render(out_dir: Path, workers: int | None = None) -> Path:
     data = build_data(out_dir, workers=workers)
     path = out_dir / REPORT_NAME
     _atomic_write_text(path, build_html(data))
+    for stale in out_dir.glob(f".{REPORT_NAME}{TEMP_MARK}*"):  # a killed build's temp file
+        stale.unlink(missing_ok=True)
     return path
