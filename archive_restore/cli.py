@@ -101,7 +101,7 @@ def folder_cmd(
     model: Annotated[Optional[Path], typer.Option("--model", exists=True, dir_okay=False, help="ONNX generator with its JSON sidecar (default: the shipped gunet_v3 in export/, as export/gunet_v3_int8.onnx on the CPU, about 1.8x faster there on CPUs with VNNI and 1.4x on AVX2-only ones, with masked PSNR within 0.06 dB, and as the fp32 export/gunet_v3.onnx on CUDA; give export/gunet_v3.onnx to run fp32 on the CPU).")] = None,
     device: Annotated[_Device, typer.Option("--device", help="auto: CUDA when ONNX Runtime can really run there, else CPU; cuda: fail if CUDA is unusable.")] = _Device.auto,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Decode/mask threads: images decoded and masked at once. 1 lowers peak memory on big scans (two 150 MP 16-bit masters: 4.4 GB against 6.3 GB) and takes up to twice as long.")] = 2,
-    force: Annotated[bool, typer.Option("--force", help="Redo images already restored by an earlier run with the same settings.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Redo images already restored by an earlier run with the same settings (a person's masks in OUT_DIR/masks and another input folder's results are still never overwritten).")] = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not render OUT_DIR/report.html.")] = False,
     mask_sensitivity: Annotated[_Sensitivity, typer.Option("--mask-sensitivity", help=SENS_HELP)] = _Sensitivity.medium,
     detector: Annotated[_Detector, typer.Option("--detector", help=DETECTOR_HELP)] = _Detector.learned,
