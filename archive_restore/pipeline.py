@@ -50,6 +50,7 @@ import re
 import signal
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -289,8 +290,6 @@ def ignores_case(folder: Path) -> tuple[bool, bool]:
     (a) in case, (b) in Unicode normalisation ("é" composed or not) as one file: exFAT and NTFS
     drives do (a), macOS's APFS and HFS+ both. Asked of the file system with probe files, not
     guessed from the platform."""
-    import unicodedata  # noqa: PLC0415
-
     tag = f"{os.getpid()}-{threading.get_ident()}"
     found = []
     for name, other in ((f".case-Probe-{tag}", f".CASE-pROBE-{tag}"),
@@ -308,17 +307,18 @@ def ignores_case(folder: Path) -> tuple[bool, bool]:
     return found[0], found[1]
 
 
-def mark_case_collisions(tasks: list[tuple[str, Path, Optional[str]]], fold_case: bool = True,
-                         fold_norm: bool = True) -> list[tuple[str, Path, Optional[str]]]:
+def mark_case_collisions(tasks: list[tuple[str, Path, Optional[str]]], out: Path) -> list[tuple[str, Path, Optional[str]]]:
     """``list_inputs``' tasks with an error on every input whose relative path equals another's
-    but for case (``fold_case``: ``box/A.jpg`` and ``box/a.jpg``) or Unicode normalisation
-    (``fold_norm``: "é" composed or not): on an output folder that treats them as one name
-    (``ignores_case``) both would be written to one file, each run replacing the other's
-    result. Both fail, with the other's name."""
-    import unicodedata  # noqa: PLC0415
+    but for case (``box/A.jpg`` and ``box/a.jpg``) or Unicode normalisation ("é" composed or
+    not), as far as the file system of the output folder ``out`` folds them (``ignores_case``):
+    there both would be written to one file, each run replacing the other's result. Both fail,
+    with the other's name. Tasks are returned as they are where ``out`` tells names apart."""
+    fold_case, fold_norm = ignores_case(out)
+    if not (fold_case or fold_norm):
+        return tasks
 
     def key(rel: str) -> str:
-        rel = unicodedata.normalize("NFC", rel) if fold_norm else rel
+        rel = _nfc(rel) if fold_norm else rel
         return rel.casefold() if fold_case else rel
 
     groups: dict[str, list[str]] = collections.defaultdict(list)
@@ -335,62 +335,63 @@ def mark_case_collisions(tasks: list[tuple[str, Path, Optional[str]]], fold_case
     return out
 
 
-def manifest_history(path: Path) -> tuple[dict[str, tuple[str, str, bool]], dict[str, dict[str, Any]], set[str]]:
-    """What the runs recorded in manifest ``path`` left in OUT, which later failed records do
-    not change (a failed image's files stay where they were):
+@dataclass
+class History:
+    """What the runs recorded in a manifest (``manifest_history``), read once per run.
 
+    - latest: input -> its last record (what a rerun may skip on).
     - written: input -> (mask path under OUT, its sha256, whether it is a person's file) of the
       mask last left in OUT/masks: a later ``restored`` or ``skipped`` record replaces it, an
-      ``unchanged`` one (the mask was removed) drops it. A person's file: a run kept the user
-      mask it read as it was (its ``user_mask_sha256`` is the mask's: OUT/masks given back in
-      place, wherever OUT is now) and it differs from the last mask a run made for that input
-      (an edit; given back unedited, it is the run's own). Records without ``mask_sha256``
-      (before session 25): no entry.
+      ``unchanged`` one (the mask was removed) drops it, a ``failed`` one leaves it (a failed
+      image's files stay). A person's file: a run kept the user mask it read as it was (its
+      ``user_mask_sha256`` is the mask's: OUT/masks given back in place, wherever OUT is now)
+      and it differs from the last mask a run made for that input (an edit; given back
+      unedited, it is the run's own). Records without ``mask_sha256`` (before session 25): none.
     - last_ok: input -> its last successful record (``restored``, ``unchanged`` or ``skipped``).
     - legacy: inputs for which a record from before session 25 named a mask (its file may still
       be there, unknown to the hashes).
     """
-    written: dict[str, tuple[str, str, bool]] = {}
-    ok: dict[str, dict[str, Any]] = {}
-    legacy: set[str] = set()
-    made: dict[str, str] = {}  # input -> sha256 of the last mask a run made itself
+
+    latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    written: dict[str, tuple[str, str, bool]] = field(default_factory=dict)
+    last_ok: dict[str, dict[str, Any]] = field(default_factory=dict)
+    legacy: set[str] = field(default_factory=set)
+
+
+def manifest_history(path: Path) -> History:
+    """Read manifest ``path`` (none: an empty history) through the one manifest reader,
+    ``report.records``, every record in order; see ``History``."""
+    from archive_restore.report.records import ManifestError  # noqa: PLC0415
+    from archive_restore.report.records import read_manifest as read_records  # noqa: PLC0415
+
+    h = History()
+    if not path.is_file():
+        return h
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return written, ok, legacy
-    for line in text.splitlines():  # every record in order (the report's reader keeps the last)
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a kill
-        if not isinstance(rec, dict) or not isinstance(rec.get("input"), str) or rec.get("status") not in OK_STATUSES:
-            continue
+        records = read_records(path, every=True).records
+    except ManifestError:
+        return h
+    made: dict[str, str] = {}  # input -> sha256 of the last mask a run made itself
+    for rec in records:
         rel = rec["input"]
-        ok[rel] = rec
-        written.pop(rel, None)
+        h.latest[rel] = rec
+        if rec.get("status") not in OK_STATUSES:
+            continue
+        h.last_ok[rel] = rec
+        h.written.pop(rel, None)
         sha = rec.get("mask_sha256")
         # only the mask's own place in OUT/masks: a record naming another file is ignored
         if rec.get("mask") != f"{MASKS_DIRNAME}/{aio.mask_name(rel)}":
             continue
         if not isinstance(sha, str):
-            legacy.add(rel)
+            h.legacy.add(rel)
             continue
         settings = rec.get("settings") if isinstance(rec.get("settings"), dict) else {}
         kept = settings.get("user_mask_sha256") == sha
         if not kept:
             made[rel] = sha
-        written[rel] = (rec["mask"], sha, kept and made.get(rel) != sha)
-    return written, ok, legacy
-
-
-def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
-    """Last record per ``input`` of a manifest (none if it does not exist); malformed lines, such
-    as a write cut by a kill, are skipped by the one manifest reader, ``report.records``."""
-    from archive_restore.report.records import read_manifest as read_records
-
-    if not path.is_file():
-        return {}
-    return {rec["input"]: rec for rec in read_records(path).records}
+        h.written[rel] = (rec["mask"], sha, kept and made.get(rel) != sha)
+    return h
 
 
 _TEMP_RE = re.compile(r"\..+" + re.escape(aio.TEMP_MARK) + r"[0-9a-f]{8}", re.DOTALL)  # fullmatch: names may hold newlines
@@ -504,8 +505,6 @@ class UserMasks:
 
 
 def _nfc(name: str) -> str:
-    import unicodedata  # noqa: PLC0415
-
     return unicodedata.normalize("NFC", name)
 
 
@@ -631,16 +630,15 @@ def _restore_folder(
     if _hold is not None:
         _hold.enter_context(out_lock(out))  # before the stale temps: a live run's are not stale
     remove_stale_temps(out)
-    previous = {} if force else read_manifest(manifest_path)
+    history = manifest_history(manifest_path)
+    previous = {} if force else history.latest
     # also under --force: no edited mask is overwritten, no other folder's result replaced
-    written, last_ok, legacy = manifest_history(manifest_path)
+    written, last_ok, legacy = history.written, history.last_ok, history.legacy
     ignored: collections.Counter = collections.Counter()
     tasks = mark_mask_collisions(list_inputs(inp, exclude=[mdir] if mdir is not None else [], ignored=ignored))
     unreadable = [(rel, err or "") for rel, _, err in tasks if rel.endswith("/")]
     tasks = [t for t in tasks if not t[0].endswith("/")]
-    fold_case, fold_norm = ignores_case(out)
-    if fold_case or fold_norm:
-        tasks = mark_case_collisions(tasks, fold_case, fold_norm)
+    tasks = mark_case_collisions(tasks, out)
     user_masks = UserMasks(mdir, [rel for rel, _, _ in tasks]) if mdir is not None else None
     summary = Summary(input_dir=inp, out_dir=out, manifest=manifest_path, total=len(tasks), ignored=dict(ignored),
                       unreadable_folders=unreadable)

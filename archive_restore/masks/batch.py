@@ -60,13 +60,11 @@ def write_masks(input_dir: Path, out_dir: Path, cfg: MaskConfig, force: bool = F
     ``io.walk_scans`` (what the walk passed over)."""
     from archive_restore.io import ImageError, mask_name, write_mask
     from archive_restore.masks import detect
-    from archive_restore.pipeline import ignores_case, list_inputs, mark_case_collisions
+    from archive_restore.pipeline import list_inputs, mark_case_collisions
 
     tasks = list_inputs(input_dir, exclude=[out_dir], ignored=ignored)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fold_case, fold_norm = ignores_case(out_dir)
-    if fold_case or fold_norm:  # A.jpg and a.jpg would share one mask file there
-        tasks = mark_case_collisions(tasks, fold_case, fold_norm)
+    tasks = mark_case_collisions(tasks, out_dir)  # A.jpg and a.jpg may share one mask file there
     for rel, path, error in tasks:
         job = MaskJob(rel=rel)
         if error is not None:

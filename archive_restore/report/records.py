@@ -49,8 +49,9 @@ class ManifestRead:
     total_lines: int
 
 
-def read_manifest(path: Path) -> ManifestRead:
-    """Read ``manifest.jsonl``; the LAST record per ``input`` wins (reruns append).
+def read_manifest(path: Path, every: bool = False) -> ManifestRead:
+    """Read ``manifest.jsonl``; the LAST record per ``input`` wins (reruns append), or with
+    ``every`` all records in the order written (``pipeline.manifest_history`` needs them).
 
     Lines that are not JSON objects with a string ``input`` are counted in ``bad_lines``
     and skipped (a run killed mid-write may leave a truncated last line).
@@ -61,6 +62,7 @@ def read_manifest(path: Path) -> ManifestRead:
     except OSError as exc:
         raise ManifestError(f"cannot read manifest {path}: {exc.strerror or exc}") from exc
     latest: dict[str, dict[str, Any]] = {}
+    ordered: list[dict[str, Any]] = []
     bad = total = 0
     for line in text.splitlines():
         if not line.strip():
@@ -74,9 +76,14 @@ def read_manifest(path: Path) -> ManifestRead:
         if not isinstance(rec, dict) or not isinstance(rec.get("input"), str):
             bad += 1
             continue
+        if every:
+            ordered.append(rec)
+            continue
         key = rec["input"]
         latest.pop(key, None)  # re-insert: order follows the latest write
         latest[key] = rec
+    if every:
+        return ManifestRead(records=ordered, bad_lines=bad, total_lines=total)
     return ManifestRead(records=list(latest.values()), bad_lines=bad, total_lines=total)
 
 
