@@ -129,6 +129,11 @@ class MaskConfig:
     detector_graph: the learned detector's ONNX graph (its JSON sidecar beside it, thresholds
         included), e.g. a retrained one from ``python -m archive_restore.masks.net export``;
         None = the shipped default (``masks.learned.default_detector_path``). Learned only.
+    scales: "auto" (default): a big scan whose pixels are finer than its detail (a print at
+        600 dpi or more) is also searched shrunk to the scale where its detail is as fine as its
+        pixels, and what is found there is added (``masks.coarse_level``), so damage that is
+        wide in pixels is found (the detectors learned and were tuned on photos of about 256
+        px); "native": the scan's own resolution only.
     """
 
     sensitivity: str = "medium"
@@ -139,6 +144,7 @@ class MaskConfig:
     kinds: tuple[str, ...] = ("scratches", "dust", "text", "blotches")
     detector: str = "learned"
     detector_graph: str | None = None
+    scales: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -155,8 +155,19 @@ def load_model(path: str | None, pyramid: bool = True):
         return None, f"{type(exc).__name__}: {exc}"
 
 
+def rescan(image: np.ndarray, s: int) -> np.ndarray:
+    """The print of ``image`` ((H, W, 3) uint8 RGB, or (H, W) bool ground truth) scanned at
+    ``s`` times the resolution: (s*H, s*W), bicubic for pixels, nearest for masks; s = 1 as is."""
+    if s == 1:
+        return image
+    if image.dtype == bool:
+        return cv2.resize(image.astype(np.uint8), None, fx=s, fy=s, interpolation=cv2.INTER_NEAREST) > 0
+    return cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
+
+
 def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...], cfg, model=None,
-                   seed: int = 0, sheet_cases: int = 0, grain: float = 0.0) -> tuple[dict, list[np.ndarray]]:
+                   seed: int = 0, sheet_cases: int = 0, grain: float = 0.0,
+                   scan_scale: int = 1, restoration: bool = True) -> tuple[dict, list[np.ndarray]]:
     """Evaluate detection and restoration on ``images`` ((name, (H,W,3) uint8 RGB) pairs).
 
     Case i of kind k is damaged with ``numpy.random.default_rng([seed, kind index, i])``.
@@ -164,6 +175,11 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
     grain: > 0 adds a ``model+grain`` method (the model's fill with ``runtime.grain.add_grain``
         at this strength, seeded by the case index) and uses it end to end, as ``restore folder
         --grain`` does.
+    scan_scale: each photo is damaged as it is, then the damaged print, its ground truth and the
+        clean photo are ``rescan``-ed at this many times the resolution before detection and
+        restoration (the tolerance grows to ``TOLERANCE * scan_scale`` px): how the tool does on
+        high-resolution scans, where the same damage is that many times wider in pixels.
+    restoration: False measures detection only (no fills, no end-to-end PSNR, no sheet rows).
     Returns (the JSON-ready report, contact-sheet rows (damaged|mask|TELEA|model|original)).
     """
     import time
@@ -175,10 +191,15 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
     grained = model is not None and grain > 0
     methods = ["telea", "ns"] + (["fsr_fast"] if fsr else []) + (["model"] if model is not None else [])
     methods += ["model+grain"] if grained else []
+    if not restoration:
+        methods, grained, sheet_cases = [], False, 0
     e2e_method = "model+grain" if grained else "model" if model is not None else "telea"
-    report: dict = {"images": len(images), "kinds": {}, "tolerance_px": TOLERANCE,
+    if scan_scale < 1:
+        raise ValueError(f"scan_scale must be >= 1, got {scan_scale}")
+    tol = TOLERANCE * scan_scale
+    report: dict = {"images": len(images), "kinds": {}, "tolerance_px": tol, "scan_scale": scan_scale,
                     "sensitivity": cfg.sensitivity, "detector": cfg.detector,
-                    "detector_graph": cfg.detector_graph, "seed": seed,
+                    "detector_graph": cfg.detector_graph, "mask_scales": cfg.scales, "seed": seed, "restoration": restoration,
                     "methods": methods, "grain": grain if grained else 0.0,
                     "fsr_fast": "measured" if fsr else "left out: this OpenCV has no contrib xphoto module",
                     "versions": library_versions()}
@@ -188,6 +209,7 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
     mp_fill = 0.0
     clean_fr = []
     for name, im in images:
+        im = rescan(im, scan_scale)
         t = time.perf_counter()
         clean_fr.append(float(detect(im, cfg).mask.mean()))
         det_time += time.perf_counter() - t
@@ -198,6 +220,8 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
     rows: list[np.ndarray] = []
     for kind in kinds:
         restore_only = kind in RESTORE_ONLY_KINDS
+        if restore_only and not restoration:
+            continue
         ki = len(KINDS) + RESTORE_ONLY_KINDS.index(kind) if restore_only else KINDS.index(kind)
         c = {"tp_pred": 0, "fp": 0, "tp_gt": 0, "fn": 0}
         rest = {m: {"psnr": [], "ssim": [], "texture": []} for m in methods}
@@ -211,14 +235,16 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
             else:
                 d = synthesize(im, np.random.default_rng([seed, ki, i]), kinds=[kind])
                 damaged, gt = d.damaged, d.mask
+            im, damaged, gt = rescan(im, scan_scale), rescan(damaged, scan_scale), rescan(gt, scan_scale)
+            if not restore_only:
                 t = time.perf_counter()
                 auto = detect(damaged, cfg).mask
                 det_time += time.perf_counter() - t
                 mp_det += im.shape[0] * im.shape[1] / 1e6
-                s = tolerant_scores(auto, gt)
+                s = tolerant_scores(auto, gt, tol)
                 for k in c:
                     c[k] += s[k]
-            if not gt.any():
+            if not gt.any() or not restoration:
                 continue
             fills = {}
             dts = {}

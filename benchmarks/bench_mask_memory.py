@@ -1,6 +1,6 @@
 """Peak memory and time of auto-mask detection on large scans, 2 CPU cores.
 
-Usage: python benchmarks/bench_mask_memory.py [--mp 24 48] [--sensitivity medium] [--dir DIR]
+Usage: python benchmarks/bench_mask_memory.py [--mp 24 48] [--sensitivity medium] [--scales auto native] [--dir DIR]
 Each scan is ``bench_masks.scan(mp)`` (generated shading, shapes and grain with synthetic
 scratches and dust) saved as a JPEG (quality 92) in DIR (kept between runs; a temporary folder
 when absent). A fresh Python process per scan reads it as ``restore folder`` does
@@ -8,7 +8,7 @@ when absent). A fresh Python process per scan reads it as ``restore folder`` doe
 reports its resident memory before detection and its peak (VmHWM, ``bench_folder.peak_rss_mb``,
 so the figure includes the decoded scan and the ONNX Runtime session; ``ru_maxrss`` would carry
 over the peak of this parent, which generates the scans), the seconds of ``detect`` and the
-flagged share. Prints a table and JSON.
+flagged share, once per ``--scales`` value (``MaskConfig.scales``). Prints a table and JSON.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def rss_gb():
 img = read_rgb(Path(sys.argv[1]))
 before = rss_gb()
 t = time.perf_counter()
-r = detect(img, MaskConfig(sensitivity=sys.argv[2]))
+r = detect(img, MaskConfig(sensitivity=sys.argv[2], scales=sys.argv[4]))
 dt = time.perf_counter() - t
 print(json.dumps({"shape": list(img.shape[:2]), "seconds": round(dt, 2), "rss_before_gb": round(before, 2),
                   "peak_gb": round(peak_rss_mb() * 1024 / 1e6, 2),
@@ -47,6 +47,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mp", type=float, nargs="+", default=[24.0, 48.0])
     ap.add_argument("--sensitivity", default="medium")
+    ap.add_argument("--scales", nargs="+", choices=("auto", "native"), default=["auto"])
     ap.add_argument("--dir", type=Path, default=None, help="where the generated scans are kept")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
@@ -62,12 +63,13 @@ def main() -> None:
             path = root / f"scan_{mp:g}mp.jpg"
             if not path.exists():
                 Image.fromarray(scan(mp)).save(path, quality=92)
-            out = subprocess.run([sys.executable, "-c", CHILD, str(path), args.sensitivity, str(Path(__file__).resolve().parent)],
-                                 check=True, capture_output=True, text=True, cwd=root).stdout
-            rows.append({"mp": mp, "sensitivity": args.sensitivity} | json.loads(out.strip().splitlines()[-1]))
+            for sc in args.scales:
+                out = subprocess.run([sys.executable, "-c", CHILD, str(path), args.sensitivity, str(Path(__file__).resolve().parent), sc],
+                                     check=True, capture_output=True, text=True, cwd=root).stdout
+                rows.append({"mp": mp, "sensitivity": args.sensitivity, "scales": sc} | json.loads(out.strip().splitlines()[-1]))
         for r in rows:
             r["size"] = "x".join(map(str, r["shape"]))
-        print_table(rows, [("MP", "mp", "g"), ("size", "size", ""), ("seconds", "seconds", ".2f"),
+        print_table(rows, [("MP", "mp", "g"), ("size", "size", ""), ("scales", "scales", ""), ("seconds", "seconds", ".2f"),
                            ("RSS before GB", "rss_before_gb", ".2f"), ("peak GB", "peak_gb", ".2f"),
                            ("flagged %", "flagged_pct", ".3f")])
         print(json.dumps(rows))

@@ -2,11 +2,13 @@
 
 Usage: python benchmarks/bench_masks.py [--mp 6] [--repeats 3] [--detector rules|learned]
                                         [--graphs A.onnx B.onnx ...] [--sensitivities medium ...]
+                                        [--scales auto native]
 The scan is ``bench_folder.photo`` (smooth shading, hard-edged shapes, grain) with synthetic
 scratches and dust painted in (``damage.synthesize``); the figure is the median wall time of
 ``masks.detect`` after one warm-up. ``--graphs``: learned detector graphs (each with its JSON
 sidecar, run as ``MaskConfig.detector_graph``) timed in turn within each repeat, so a busy
-machine slows them alike; the shipped one when absent. Prints a table and JSON.
+machine slows them alike; the shipped one when absent. ``--scales``: ``MaskConfig.scales`` values
+timed in turn the same way (default: the default, auto). Prints a table and JSON.
 """
 
 from __future__ import annotations
@@ -41,14 +43,16 @@ def main() -> None:
     ap.add_argument("--detector", choices=("rules", "learned"), default="rules")
     ap.add_argument("--graphs", nargs="+", type=Path, default=None, help="learned detector graphs to time in turn")
     ap.add_argument("--sensitivities", nargs="+", default=["low", "medium", "high"])
+    ap.add_argument("--scales", nargs="+", choices=("auto", "native"), default=[MaskConfig.scales])
     args = ap.parse_args()
     img = scan(args.mp)
     graphs = args.graphs or [None]
+    runs = [(g, sc) for g in graphs for sc in args.scales]
     rows = []
     for sens in args.sensitivities:
         cfg = MaskConfig(sensitivity=sens, detector="learned" if args.graphs else args.detector)
-        cfgs = [cfg if g is None else dataclasses.replace(cfg, detector_graph=str(g)) for g in graphs]
-        ts: dict[int, list[float]] = {i: [] for i in range(len(graphs))}
+        cfgs = [dataclasses.replace(cfg, scales=sc, detector_graph=None if g is None else str(g)) for g, sc in runs]
+        ts: dict[int, list[float]] = {i: [] for i in range(len(runs))}
         flagged = {}
         for rep in range(args.repeats + 1):  # the first round warms up
             for i, c in enumerate(cfgs):
@@ -57,12 +61,12 @@ def main() -> None:
                 if rep:
                     ts[i].append(time.perf_counter() - t)
                 flagged[i] = round(100 * float(r.mask.mean()), 3)
-        for i, g in enumerate(graphs):
+        for i, (g, sc) in enumerate(runs):
             s = float(np.median(ts[i]))
             mp = img.shape[0] * img.shape[1] / 1e6
-            rows.append({"detector": cfg.detector if g is None else g.stem, "sensitivity": sens, "mp": round(mp, 2), "seconds": round(s, 3),
-                         "s_per_mp": round(s / mp, 3), "flagged_pct": flagged[i]})
-    print_table(rows, [("detector", "detector", ""), ("sensitivity", "sensitivity", ""), ("MP", "mp", ""), ("seconds", "seconds", ""),
+            rows.append({"detector": cfg.detector if g is None else g.stem, "scales": sc, "sensitivity": sens, "mp": round(mp, 2),
+                         "seconds": round(s, 3), "s_per_mp": round(s / mp, 3), "flagged_pct": flagged[i]})
+    print_table(rows, [("detector", "detector", ""), ("scales", "scales", ""), ("sensitivity", "sensitivity", ""), ("MP", "mp", ""), ("seconds", "seconds", ""),
                        ("s/MP", "s_per_mp", ""), ("flagged %", "flagged_pct", "")])
     print(json.dumps(rows))
 

@@ -197,3 +197,43 @@ def test_restore_masks_walks_the_scans_restore_folder_walks(tmp_path):
     assert res.exit_code == 1
     assert (tmp_path / "m" / "UPPER.JPG.png").is_file() and not (tmp_path / "m" / "escape.png.png").exists()
     assert "escape.png: symlink points outside the input folder" in res.output
+
+
+def test_scan_scale_measures_the_same_damage_on_an_enlarged_scan(tmp_path):
+    """--scan-scale 2: the photo is damaged as at 1x, then photo, damage and ground truth are
+    enlarged, so the ground truth has 4x the pixels and the tolerance doubles."""
+    imgs = [(f"{i}.png", _img(i)) for i in range(2)]
+    one, _ = run_evaluation(imgs, ("blotches",), MaskConfig(), FakeModel(), seed=3)
+    two, rows = run_evaluation(imgs, ("blotches",), MaskConfig(), FakeModel(), seed=3, scan_scale=2, sheet_cases=1)
+    c1, c2 = one["kinds"]["blotches"]["counts"], two["kinds"]["blotches"]["counts"]
+    assert c2["tp_gt"] + c2["fn"] == 4 * (c1["tp_gt"] + c1["fn"])
+    assert (one["tolerance_px"], two["tolerance_px"], two["scan_scale"]) == (2, 4, 2)
+    assert rows[0].shape == (2 * 64, 5 * 2 * 80, 3)
+    with pytest.raises(ValueError, match="scan_scale"):
+        run_evaluation(imgs, ("blotches",), MaskConfig(), FakeModel(), scan_scale=0)
+    src = tmp_path / "clean"
+    src.mkdir()
+    Image.fromarray(_img(1)).save(src / "a.png")
+    res = CliRunner().invoke(app, ["evaluate", str(src), "--out", str(tmp_path / "ev"), "--kinds", "dust", "--scan-scale", "2",
+                                   "--mask-scales", "native"])
+    assert res.exit_code == 0, res.output
+    assert "scanned at 2x" in res.output and "4 px tolerance" in res.output
+    rep = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert rep["scan_scale"] == 2 and rep["mask_scales"] == "native"
+
+
+def test_detection_only_measures_the_masks_without_fills(tmp_path):
+    imgs = [(f"{i}.png", _img(i)) for i in range(2)]
+    full, _ = run_evaluation(imgs, ("dust", "centre_square"), MaskConfig(), FakeModel(), seed=2)
+    det, rows = run_evaluation(imgs, ("dust", "centre_square"), MaskConfig(), FakeModel(), seed=2, restoration=False, sheet_cases=1)
+    assert det["kinds"]["dust"]["detection"] == full["kinds"]["dust"]["detection"]  # the same cases, the same masks
+    assert det["kinds"]["dust"]["restoration_gt_mask"] == {} and det["kinds"]["dust"]["end_to_end"]["psnr"] is None
+    assert "centre_square" not in det["kinds"] and not rows and det["restoration"] is False
+    src = tmp_path / "clean"
+    src.mkdir()
+    Image.fromarray(_img(1)).save(src / "a.png")
+    res = CliRunner().invoke(app, ["evaluate", str(src), "--out", str(tmp_path / "ev"), "--kinds", "dust", "--detection-only"])
+    assert res.exit_code == 0, res.output
+    assert "restoration: not measured (--detection-only)" in res.output and "texture ratio" not in res.output
+    res = CliRunner().invoke(app, ["evaluate", str(src), "--detection-only", "--sheet", str(tmp_path / "s.png")])
+    assert res.exit_code == 2 and "--detection-only makes no fills" in res.output

@@ -735,3 +735,27 @@ def test_a_one_pixel_scan_gives_an_empty_mask(sensitivity):
 
     r = masks.detect(np.full((1, 1, 3), 128, np.uint8), MaskConfig(sensitivity=sensitivity))
     assert r.mask.shape == (1, 1) and not r.mask.any() and set(r.kind_pixels.values()) == {0}
+
+
+def test_folder_records_the_mask_scales_and_redoes_images_when_they_change(monkeypatch, tmp_path, random_detector):
+    from archive_restore import pipeline
+    from pipeline_fakes import FakeSession
+
+    monkeypatch.setattr(learned, "default_detector_path", lambda: random_detector)
+    inp = tmp_path / "scans"
+    inp.mkdir()
+    Image.fromarray(np.random.default_rng(7).integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(inp / "a.png")
+
+    def run(scales):
+        s = pipeline.restore_folder(inp, tmp_path / "o", auto_mask=True, session=FakeSession(), handle_sigint=False,
+                                    mask_cfg=MaskConfig(detector="learned", scales=scales))
+        rec = [json.loads(line) for line in (tmp_path / "o" / "manifest.jsonl").read_text().splitlines() if line.strip()]
+        return s.counts, rec[-1]["settings"]["mask_config"]["scales"]
+
+    assert MaskConfig().scales == "auto"
+    counts, scales = run("native")
+    assert scales == "native" and counts["skipped"] == 0
+    counts, _ = run("native")
+    assert counts["skipped"] == 1  # same settings: skipped
+    counts, scales = run("auto")
+    assert scales == "auto" and counts["skipped"] == 0  # the masks may differ: redone

@@ -202,3 +202,102 @@ def test_dust_grey_test_at_seeds_equals_the_whole_image_median():
         got = _grey(chroma, where, 9, 15)
         assert np.array_equal(got, where & full)
         assert got.any() and (where & ~full).any()  # both outcomes occur
+
+
+def test_the_coarse_level_is_where_a_soft_scan_turns_sharp():
+    from archive_restore.masks import LEVEL_MIN_SIDE, coarse_level, sharp_share
+
+    assert LEVEL_MIN_SIDE == 256
+
+    def factor(img, scales="auto"):
+        got = coarse_level(img, scales)
+        if got is None:
+            return None
+        s, small = got
+        assert small.shape[:2] == (-(-img.shape[0] // s), -(-img.shape[1] // s))
+        return s
+
+    soft = lambda h, w: cv2.resize(_clean(h // 8, w // 8, seed=1), (w, h), interpolation=cv2.INTER_CUBIC)  # noqa: E731
+    assert sharp_share(soft(800, 1200)) < 0.001
+    assert factor(soft(320, 480)) is None  # cbsd68's size: the photos the detectors were tuned on are never shrunk
+    assert factor(soft(511, 2000)) is None
+    assert factor(soft(512, 700)) == 2
+    assert factor(soft(2048, 3072)) == 8  # soft all the way down to a 256 px short side
+    assert factor(soft(2048, 3072), "native") is None
+    # sharp detail in the scan's own pixels (an album page of small photos, a sharp film scan):
+    # shrinking it would make thumbnails, so it is searched as it is
+    sharp = soft(1024, 1024)
+    sharp[::8] = 255 - sharp[::8]
+    assert sharp_share(sharp) > 0.05
+    assert factor(sharp) is None
+    # a sharp 512 px photo scanned at 2x: soft at 1/1, sharp at 1/2, so level 2
+    half = soft(512, 512)
+    half[::8] = 255 - half[::8]
+    assert factor(cv2.resize(half, (1024, 1024), interpolation=cv2.INTER_CUBIC)) == 2
+    with pytest.raises(ValueError, match="scales"):
+        coarse_level(soft(160, 160), "all")
+
+
+@pytest.mark.parametrize("shape,s", [((40, 60), 2), ((41, 63), 4), ((17, 9), 8)])
+def test_shrink_and_enlarge_keep_places(shape, s):
+    from archive_restore.masks import enlarge, shrink
+
+    h, w = shape
+    img = np.zeros((h, w, 3), np.uint8)
+    img[: s * (h // s), : s * (w // s)] = 200  # whole blocks
+    small = shrink(img, s)
+    assert small.shape == (-(-h // s), -(-w // s), 3)
+    assert small[0, 0, 0] == 200
+    for cols in (slice(0, 1), slice(-1, None)):  # the first coarse column; the last, over the padded edge
+        m = np.zeros(small.shape[:2], bool)
+        m[:, cols] = True
+        big = enlarge(m, s, shape)
+        assert big.shape == shape
+        x0 = 0 if cols.start == 0 else s * (small.shape[1] - 1)
+        x1 = min(w, x0 + s)
+        assert big[:, x0:x1].all()  # the coarse column's own s-px band, edges where the blocks meet
+        assert not big[:, :x0].any() and not big[:, x1:].any()
+
+
+def test_levels_find_damage_that_is_wide_on_a_high_resolution_scan():
+    """The same damaged photo scanned at 4x: the detector tuned on ~256 px photos misses its
+    damage at native resolution (a dark scratch 8 px wide and soft, specks 16 px across), and the
+    levels find it, where the scan shrunk by 4 looks like the photo it learned on."""
+    img = _clean(256, 320, seed=5)
+    gt = np.zeros(img.shape[:2], np.uint8)
+    cv2.line(img, (40, 0), (90, 255), (25, 25, 25), 2, cv2.LINE_AA)
+    cv2.line(gt, (40, 0), (90, 255), 1, 2, cv2.LINE_AA)
+    for x, y in [(200, 60), (250, 150), (180, 210)]:
+        cv2.circle(img, (x, y), 2, (250, 250, 250), -1, cv2.LINE_AA)
+        cv2.circle(gt, (x, y), 2, 1, -1, cv2.LINE_AA)
+    big = cv2.resize(img, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    big_gt = cv2.resize(gt, None, fx=4, fy=4, interpolation=cv2.INTER_NEAREST) > 0
+
+    def recall(scales):
+        s = tolerant_scores(detect(big, MaskConfig(scales=scales)).mask, big_gt, tol=8)
+        return s["tp_gt"] / (s["tp_gt"] + s["fn"]), s["fp"] / big_gt.size
+
+    native, (auto, fp) = recall("native"), recall("auto")
+    assert native[0] < 0.3
+    assert auto > 0.8 and fp < 0.01
+    clean = cv2.resize(_clean(256, 320, seed=5), None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    assert detect(clean, MaskConfig(scales="auto")).mask.mean() < 0.001
+
+
+def test_a_level_adds_what_the_native_pass_missed_not_outlines_of_what_it_found():
+    from archive_restore.masks import _within, beyond_native
+
+    h, w, r = 120, 160, 8
+    native = np.zeros((h, w), bool)
+    native[10:110, 20:22] = True  # a thin scratch found natively
+    native[40:44, 100:104] = True  # a piece of a wide tear found natively
+    found = np.zeros((h, w), bool)
+    found[8:112, 16:27] = True  # the level's fatter outline of the thin scratch
+    found[30:90, 90:140] = True  # the whole tear
+    found[5:15, 60:70] = True  # something only the level found
+    added = beyond_native(found, _within(native, r), r)
+    assert not added[:, 10:40].any()  # the outline adds nothing
+    assert (added | native)[30:90, 90:140].all()  # the tear whole, the ring around the native piece included
+    assert added[5:15, 60:70].all()
+    assert not (added & ~found).any()
+    assert not beyond_native(np.zeros((h, w), bool), _within(native, r), r).any()
