@@ -462,7 +462,7 @@ def evaluate_cmd(
     pyramid: Annotated[bool, typer.Option("--pyramid/--no-pyramid", help="The model column with or without the pyramid pre-fill of thick holes (as in `restore folder`).")] = True,
     grain: Annotated[float, typer.Option("--grain", min=0.0, max=2.0, help="Also measure the model's fill with grain re-synthesised at this strength (a model+grain column, used end to end), as `restore folder --grain` does.")] = RuntimeConfig.grain,
     detection_only: Annotated[bool, typer.Option("--detection-only", help="Measure the auto masks only: no fills, no end-to-end PSNR, no model loaded (minutes instead of an hour on big --scan-scale runs).")] = False,
-    scan_scale: Annotated[int, typer.Option("--scan-scale", min=1, max=8, help="Measure high-resolution scans: each damaged photo, its ground truth and the clean photo are enlarged this many times (bicubic) before detection and restoration, so the same damage is that many times wider in pixels, and the tolerance grows to 2 px times this. 1 = the photos as they are.")] = 1,
+    scan_scale: Annotated[int, typer.Option("--scan-scale", min=1, max=8, help="Measure high-resolution scans: each damaged photo, its ground truth and the clean photo are enlarged this many times (bicubic) before detection and restoration, so the same damage is that many times wider in pixels, and the tolerance grows to 2 px times this. The restoration columns then compare the methods with each other, not with 1x: the enlarged damage's soft edge lies partly outside the enlarged ground truth. 1 = the photos as they are.")] = 1,
 ) -> None:
     """Damage clean photos synthetically; report detection, restoration and speed per kind."""
     import json
@@ -486,8 +486,10 @@ def evaluate_cmd(
     files = list_images(clean_dir)[: limit or None]
     if not files:
         fail(f"no images in {clean_dir}")
-    if detection_only and (sheet or model is not None):
-        fail("--detection-only makes no fills: leave out --sheet and --model", 2)
+    if detection_only and (sheet or model is not None or grain > 0):
+        fail("--detection-only makes no fills: leave out --sheet, --model and --grain", 2)
+    if detection_only and not [k for k in chosen if k not in RESTORE_ONLY_KINDS]:
+        fail(f"--detection-only measures masks, and {', '.join(chosen)} is restoration only", 2)
     if model is not None and not model.is_file():
         fail(f"--model {model}: no such file", 2)
     images, unreadable = [], 0

@@ -178,7 +178,9 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
     scan_scale: each photo is damaged as it is, then the damaged print, its ground truth and the
         clean photo are ``rescan``-ed at this many times the resolution before detection and
         restoration (the tolerance grows to ``TOLERANCE * scan_scale`` px): how the tool does on
-        high-resolution scans, where the same damage is that many times wider in pixels.
+        high-resolution scans, where the same damage is that many times wider in pixels. The
+        restoration figures then compare methods with each other, not with scan_scale 1: the
+        enlarged damage's soft (bicubic) edge lies partly outside the nearest-enlarged ground truth.
     restoration: False measures detection only (no fills, no end-to-end PSNR, no sheet rows).
     Returns (the JSON-ready report, contact-sheet rows (damaged|mask|TELEA|model|original)).
     """

@@ -237,3 +237,5 @@ def test_detection_only_measures_the_masks_without_fills(tmp_path):
     assert "restoration: not measured (--detection-only)" in res.output and "texture ratio" not in res.output
     res = CliRunner().invoke(app, ["evaluate", str(src), "--detection-only", "--sheet", str(tmp_path / "s.png")])
     assert res.exit_code == 2 and "--detection-only makes no fills" in res.output
+    res = CliRunner().invoke(app, ["evaluate", str(src), "--detection-only", "--kinds", "centre_square"])
+    assert res.exit_code == 2 and "restoration only" in res.output

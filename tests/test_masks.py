@@ -3,6 +3,8 @@
 The first five tests run for both detectors (``MaskConfig.detector``: the rules and the shipped
 learned one in export/); the others test the rules' own shape and colour tests."""
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -301,3 +303,45 @@ def test_a_level_adds_what_the_native_pass_missed_not_outlines_of_what_it_found(
     assert added[5:15, 60:70].all()
     assert not (added & ~found).any()
     assert not beyond_native(np.zeros((h, w), bool), _within(native, r), r).any()
+
+
+def test_a_sharp_print_on_a_flat_or_grainy_scanner_bed_is_not_shrunk():
+    """The bed around a print (1/9 of the scan here) must not make a sharp print look soft."""
+    from archive_restore.masks import coarse_level, sharp_share
+
+    print_ = cv2.resize(_clean(64, 64, seed=2), (512, 512), interpolation=cv2.INTER_CUBIC)
+    print_[::8] = 255 - print_[::8]  # sharp detail at the scan's own pixels
+    for noise in (0, 2):
+        bed = np.full((1536, 1536, 3), 243, np.float32)
+        bed += np.random.default_rng(0).normal(0, noise, bed.shape[:2])[..., None]
+        bed = np.clip(bed, 0, 255).astype(np.uint8)
+        bed[512:1024, 512:1024] = print_
+        assert sharp_share(bed) > 0.05, noise
+        assert coarse_level(bed) is None
+    odd = np.ascontiguousarray(bed[:1535, :1533])  # odd sizes are measured too
+    assert sharp_share(odd) > 0.05
+
+
+def test_detect_adds_what_only_the_coarse_level_found_not_a_fatter_copy_of_native_finds(monkeypatch):
+    import archive_restore.masks as masks_mod
+
+    soft = cv2.resize(_clean(64, 96, seed=3), (768, 512), interpolation=cv2.INTER_CUBIC)
+    assert masks_mod.coarse_level(soft)[0] == 2
+
+    def fake(image, cfg):
+        m = np.zeros(image.shape[:2], bool)
+        if image.shape[0] == 512:  # native: one crisp speck
+            cv2.circle(m.view(np.uint8), (200, 200), 2, 1, -1)
+        else:  # the level: the same speck, fatter, and a stain the native pass missed
+            cv2.circle(m.view(np.uint8), (100, 100), 2, 1, -1)  # 4 px enlarged: 2 px fatter than native
+            m[150:200, 250:330] = True
+        return {"dust": m, "blotches": np.zeros_like(m)}
+
+    monkeypatch.setattr(masks_mod, "_detect_kinds", fake)
+    cfg = MaskConfig(dilate=0)
+    auto, native = detect(soft, cfg), detect(soft, dataclasses.replace(cfg, scales="native"))
+    speck = np.zeros(soft.shape[:2], bool)
+    speck[180:221, 180:221] = True
+    assert (auto.mask & speck).sum() == (native.mask & speck).sum() == 13  # the speck as the native pass drew it
+    assert auto.mask[300:400, 500:660].all()  # the stain, enlarged
+    assert auto.kind_pixels["dust"] == 13 + 100 * 160

@@ -35,21 +35,39 @@ class MaskResult:
 
 LEVEL_MIN_SIDE = 256  # a coarse level is searched while the scan's short side / its factor >= this
 SHARP_STEP = 24  # grey levels: a pixel further than this from the scan shrunk by 2 and enlarged back is sharp detail
+TEXTURE_STEP = 4  # grey levels a pixel: where the half-size scan's gradient is below this, the scan is flat there
 SOFT_MAX = 0.02  # a scan is soft (oversampled: its detail is coarser than its pixels) when under this share of it is sharp
 
 
 def sharp_share(image: np.ndarray) -> float:
-    """Share of the pixels of ``image`` ((H, W, 3) uint8 RGB) whose grey value lies more than
-    ``SHARP_STEP`` levels from the same scan shrunk by 2 (area) and enlarged back (bilinear):
-    the detail a scan at half the resolution would lose. Photos the size the detectors learned
-    on have 1 - 26 % (median 4.7 %); the same photos enlarged 2x bicubic, with grain or JPEG,
-    0.01 - 3 % (median 0.2 %); film grain alone rarely moves a pixel that far."""
+    """Share of the textured pixels of ``image`` ((H, W, 3) uint8 RGB) whose grey value lies
+    more than ``SHARP_STEP`` levels from the same scan shrunk by 2 (area) and enlarged back
+    (bilinear): the detail a scan at half the resolution would lose. Textured: the half-size
+    scan's gradient there is at least ``TEXTURE_STEP`` levels a pixel, so the flat (or grainy)
+    scanner bed, mount or border around a print does not make a sharp print look soft (session
+    26's review: sharp photos on a bed 3x their size, 1/9 of the scan, were shrunk, and their
+    clean pixels flagged up to 7 %). On 100 held-out photos (``scripts/scan_scale_probe.py``'s
+    draw): as they are, median 4.9 % (a quarter under ``SOFT_MAX``, all under 512 px, so never
+    shrunk); on a flat bed 3x their size none under it, on a grainy one (sigma 2) 8 %; enlarged
+    2x bicubic, median 0.19 % and 94 % under it (with grain 95 %).
+    With no textured pixel (under 0.1 % of the scan) the share is over all pixels."""
     h, w = (image.shape[0] // 2) * 2, (image.shape[1] // 2) * 2
-    if h == 0 or w == 0:
+    if h < 4 or w < 4:
         return 1.0
-    g = cv2.cvtColor(np.ascontiguousarray(image[:h, :w]), cv2.COLOR_RGB2GRAY)
-    back = cv2.resize(cv2.resize(g, (w // 2, h // 2), interpolation=cv2.INTER_AREA), (w, h), interpolation=cv2.INTER_LINEAR)
-    return cv2.countNonZero(cv2.threshold(cv2.absdiff(g, back), SHARP_STEP, 255, cv2.THRESH_BINARY)[1]) / (h * w)
+    g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[:h, :w]
+    half = cv2.resize(g, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    back = cv2.resize(half, (w, h), interpolation=cv2.INTER_LINEAR)
+    sharp = cv2.threshold(cv2.absdiff(g, back), SHARP_STEP, 255, cv2.THRESH_BINARY)[1]
+    gx = cv2.Sobel(half, cv2.CV_16S, 1, 0, ksize=3)
+    gy = cv2.Sobel(half, cv2.CV_16S, 0, 1, ksize=3)
+    grad = cv2.addWeighted(cv2.convertScaleAbs(gx), 0.125, cv2.convertScaleAbs(gy), 0.125, 0)  # ~ levels a pixel
+    # grown by a pixel: a central difference is zero on a 1-px ridge itself (a thin line)
+    textured = cv2.dilate(cv2.threshold(grad, TEXTURE_STEP - 1, 255, cv2.THRESH_BINARY)[1], np.ones((3, 3), np.uint8))
+    textured = cv2.resize(textured, (w, h), interpolation=cv2.INTER_NEAREST)
+    n = cv2.countNonZero(textured)
+    if n < 0.001 * h * w:
+        return cv2.countNonZero(sharp) / (h * w)
+    return cv2.countNonZero(cv2.bitwise_and(sharp, textured)) / n
 
 
 def coarse_level(image: np.ndarray, scales: str = "auto") -> tuple[int, np.ndarray] | None:
@@ -102,20 +120,24 @@ def _within(mask: np.ndarray, r: int) -> np.ndarray:
     """(H, W) bool: pixels at most ``r`` px (city-block) from a True pixel of ``mask``."""
     if not mask.any():
         return np.zeros(mask.shape, bool)
-    d = cv2.distanceTransform(np.where(mask, np.uint8(0), np.uint8(255)), cv2.DIST_L1, 3, dstType=cv2.CV_8U)
-    return d <= r
+    src = np.where(mask, np.uint8(0), np.uint8(255))
+    if r < 255:  # 8-bit distances saturate at 255
+        return cv2.distanceTransform(src, cv2.DIST_L1, 3, dstType=cv2.CV_8U) <= r
+    return cv2.distanceTransform(src, cv2.DIST_L1, 3) <= r
 
 
 def beyond_native(found: np.ndarray, near_native: np.ndarray, r: int) -> np.ndarray:
     """What a coarse level adds: the pixels of ``found`` ((H, W) bool, its mask enlarged) more
-    than ``r`` px from the native masks (``near_native``: the pixels within ``r`` of them),
-    grown back by ``r`` px inside ``found`` so they meet what the native pass flagged.
+    than ``r`` px from the native masks (``near_native``: the pixels within ``r`` of them), and
+    the pixels of ``found`` within ``r`` px of those (city-block), so they meet what the native
+    pass flagged.
 
     ``detect`` takes ``r = REACH * s`` for the level of factor s, whose mask is only accurate to
     a few times s: around damage the native pass found (thin enough to be drawn at its own
     resolution) it is a fatter outline, which this leaves out (on held-out photos enlarged 2x
     with crisp specks drawn at that size, 95 % of what the levels added lay around native
-    finds, and 8 % of it was damage; dust F1 .851 native, .756 with the outlines, .838 without).
+    finds, and 8 % of it was damage; dust F1 .851 native, .756 with the outlines, .838 without,
+    50 photos).
     Damage wide in pixels, which the native pass finds in pieces if at all, reaches further
     than ``r`` and is kept whole, the ring between it and the native pieces included."""
     seeds = found & ~near_native
@@ -135,7 +157,7 @@ def detect(image: np.ndarray, cfg: MaskConfig = MaskConfig()) -> MaskResult:
     and were tuned on. The same damaged print scanned at 2x the resolution has scratches,
     specks and stains 2x as wide in pixels and softer: on 100 held-out training photos enlarged
     2x, the native pass found 18 % of the scratch pixels (F1 .30) and at 4x 1 %; with the coarse
-    level the F1 of every kind is back within .04 of the photos' own (docs/quality.md, session
+    level the F1 of every kind is back within .05 of the photos' own (docs/quality.md, session
     26). The level runs the whole detector (its thresholds, line and fence rules) on the shrunk
     scan, and what it finds is enlarged back and added where the native pass found nothing.
     """
