@@ -345,3 +345,14 @@ def test_detect_adds_what_only_the_coarse_level_found_not_a_fatter_copy_of_nativ
     assert (auto.mask & speck).sum() == (native.mask & speck).sum() == 13  # the speck as the native pass drew it
     assert auto.mask[300:400, 500:660].all()  # the stain, enlarged
     assert auto.kind_pixels["dust"] == 13 + 100 * 160
+
+
+def test_a_few_crisp_specks_do_not_make_a_flat_soft_scan_look_sharp():
+    """A nearly flat soft scan has almost no texture; its dust specks must not be all that is
+    judged (TEXTURE_FLOOR): it is still searched at a coarse level."""
+    from archive_restore.masks import coarse_level
+
+    soft = cv2.resize(_clean(256, 256, seed=4), None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    for x, y in np.random.default_rng(1).integers(20, 1000, (20, 2)):
+        cv2.circle(soft, (int(x), int(y)), 2, (250, 250, 250), -1, cv2.LINE_AA)
+    assert coarse_level(soft) is not None

@@ -35,7 +35,9 @@ class MaskResult:
 
 LEVEL_MIN_SIDE = 256  # a coarse level is searched while the scan's short side / its factor >= this
 SHARP_STEP = 24  # grey levels: a pixel further than this from the scan shrunk by 2 and enlarged back is sharp detail
-TEXTURE_STEP = 4  # grey levels a pixel: where the half-size scan's gradient is below this, the scan is flat there
+TEXTURE_STEP = 4  # grey levels per half-size pixel (L1 of Sobel / 8; with rounding about 3.5): flatter is untextured
+TEXTURE_FLOOR = 0.05  # sharp_share's denominator is at least this share of the scan, so a few crisp specks on a
+# nearly flat soft scan (all the texture it has) do not make it look sharp
 SOFT_MAX = 0.02  # a scan is soft (oversampled: its detail is coarser than its pixels) when under this share of it is sharp
 
 
@@ -50,7 +52,9 @@ def sharp_share(image: np.ndarray) -> float:
     draw): as they are, median 4.9 % (a quarter under ``SOFT_MAX``, all under 512 px, so never
     shrunk); on a flat bed 3x their size none under it, on a grainy one (sigma 2) 8 %; enlarged
     2x bicubic, median 0.19 % and 94 % under it (with grain 95 %).
-    With no textured pixel (under 0.1 % of the scan) the share is over all pixels."""
+    The denominator is at least ``TEXTURE_FLOOR`` of the scan: otherwise a nearly flat soft scan
+    would be judged by its few crisp dust specks alone (a review found 10 specks on a flat soft
+    scan enough to stop its coarse level), and a print under 1/20 of its bed is diluted again."""
     h, w = (image.shape[0] // 2) * 2, (image.shape[1] // 2) * 2
     if h < 4 or w < 4:
         return 1.0
@@ -61,13 +65,11 @@ def sharp_share(image: np.ndarray) -> float:
     gx = cv2.Sobel(half, cv2.CV_16S, 1, 0, ksize=3)
     gy = cv2.Sobel(half, cv2.CV_16S, 0, 1, ksize=3)
     grad = cv2.addWeighted(cv2.convertScaleAbs(gx), 0.125, cv2.convertScaleAbs(gy), 0.125, 0)  # ~ levels a pixel
-    # grown by a pixel: a central difference is zero on a 1-px ridge itself (a thin line)
+    # grown by a (half-size) pixel: a central difference is zero on a 1-px ridge itself (a thin line)
     textured = cv2.dilate(cv2.threshold(grad, TEXTURE_STEP - 1, 255, cv2.THRESH_BINARY)[1], np.ones((3, 3), np.uint8))
     textured = cv2.resize(textured, (w, h), interpolation=cv2.INTER_NEAREST)
-    n = cv2.countNonZero(textured)
-    if n < 0.001 * h * w:
-        return cv2.countNonZero(sharp) / (h * w)
-    return cv2.countNonZero(cv2.bitwise_and(sharp, textured)) / n
+    n = max(cv2.countNonZero(textured), TEXTURE_FLOOR * h * w)
+    return cv2.countNonZero(cv2.bitwise_and(sharp, textured, dst=sharp)) / n
 
 
 def coarse_level(image: np.ndarray, scales: str = "auto") -> tuple[int, np.ndarray] | None:
