@@ -179,8 +179,8 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
         clean photo are ``rescan``-ed at this many times the resolution before detection and
         restoration (the tolerance grows to ``TOLERANCE * scan_scale`` px): how the tool does on
         high-resolution scans, where the same damage is that many times wider in pixels. The
-        restoration figures then compare methods with each other, not with scan_scale 1: the
-        enlarged damage's soft (bicubic) edge lies partly outside the nearest-enlarged ground truth.
+        fills get the nearest-enlarged ground truth grown by ``scan_scale`` px (the enlarged
+        damage's soft bicubic edge reaches past it), and are measured inside that hole.
     restoration: False measures detection only (no fills, no end-to-end PSNR, no sheet rows).
     Returns (the JSON-ready report, contact-sheet rows (damaged|mask|TELEA|model|original)).
     """
@@ -200,6 +200,7 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
         raise ValueError(f"scan_scale must be >= 1, got {scan_scale}")
     tol = TOLERANCE * scan_scale
     report: dict = {"images": len(images), "kinds": {}, "tolerance_px": tol, "scan_scale": scan_scale,
+                    "fill_hole_grown_px": scan_scale if scan_scale > 1 else 0,
                     "sensitivity": cfg.sensitivity, "detector": cfg.detector,
                     "detector_graph": cfg.detector_graph, "mask_scales": cfg.scales, "seed": seed, "restoration": restoration,
                     "methods": methods, "grain": grain if grained else 0.0,
@@ -248,21 +249,24 @@ def run_evaluation(images: list[tuple[str, np.ndarray]], kinds: tuple[str, ...],
                     c[k] += s[k]
             if not gt.any() or not restoration:
                 continue
+            # enlarged, the damage's soft (bicubic) edge reaches past the nearest-enlarged ground
+            # truth: the fills get a hole grown by the scale, so they do not keep that edge
+            hole = _grow(gt, scan_scale) if scan_scale > 1 else gt
             fills = {}
             dts = {}
             for m in methods:
                 t = time.perf_counter()
                 if m == "model+grain":  # the model's fill (listed before it) plus the grain
-                    fills[m] = add_grain(fills["model"], gt, seed=i, strength=grain)
+                    fills[m] = add_grain(fills["model"], hole, seed=i, strength=grain)
                     dts[m] = dts["model"] + time.perf_counter() - t
                 else:
-                    fills[m] = fill_hole(m, damaged, gt, model)
+                    fills[m] = fill_hole(m, damaged, hole, model)
                     dts[m] = time.perf_counter() - t
                 ft[m] += dts[m]
                 smap = ssim_map(fills[m], im)
-                rest[m]["psnr"].append(psnr(fills[m], im, gt))
-                rest[m]["ssim"].append(float(smap[gt].mean()))
-                rest[m]["texture"].append(texture_ratio(fills[m], im, gt))
+                rest[m]["psnr"].append(psnr(fills[m], im, hole))
+                rest[m]["ssim"].append(float(smap[hole].mean()))
+                rest[m]["texture"].append(texture_ratio(fills[m], im, hole))
             mpk += im.shape[0] * im.shape[1] / 1e6
             if auto is not None:
                 if not auto.any():

@@ -239,3 +239,23 @@ def test_detection_only_measures_the_masks_without_fills(tmp_path):
     assert res.exit_code == 2 and "--detection-only makes no fills" in res.output
     res = CliRunner().invoke(app, ["evaluate", str(src), "--detection-only", "--kinds", "centre_square"])
     assert res.exit_code == 2 and "restoration only" in res.output
+
+
+def test_scan_scale_fills_a_hole_grown_past_the_enlarged_damages_soft_edge(monkeypatch):
+    import archive_restore.evaluate as ev
+
+    holes = {}
+    real = ev.fill_hole
+
+    def spy(method, image, mask, model=None):
+        holes.setdefault(image.shape[0], []).append(int(mask.sum()))
+        return real(method, image, mask, model)
+
+    monkeypatch.setattr(ev, "fill_hole", spy)
+    imgs = [("a.png", _img(1))]
+    one, _ = run_evaluation(imgs, ("blotches",), MaskConfig(), FakeModel(), seed=3)
+    two, _ = run_evaluation(imgs, ("blotches",), MaskConfig(), FakeModel(), seed=3, scan_scale=2)
+    gt1 = one["kinds"]["blotches"]["counts"]["tp_gt"] + one["kinds"]["blotches"]["counts"]["fn"]
+    assert holes[64][0] == gt1  # at 1x the fills get the ground truth itself
+    assert holes[128][0] > 4 * gt1  # at 2x it is grown by 2 px past the enlarged ground truth
+    assert (one["fill_hole_grown_px"], two["fill_hole_grown_px"]) == (0, 2)
