@@ -477,19 +477,22 @@ def evaluate_cmd(
     from archive_restore.masks.batch import list_images, read_rgb
 
     allowed = KINDS + RESTORE_ONLY_KINDS
-    chosen = tuple(kinds) if kinds else allowed
+    chosen = tuple(dict.fromkeys(kinds)) if kinds else allowed  # a kind named twice is measured once
     bad = [k for k in chosen if k not in allowed]
     if bad:
         fail(f"unknown kinds {bad}; choose from {list(allowed)}", 2)
+    if detection_only and (sheet or model is not None or grain > 0):
+        fail("--detection-only makes no fills: leave out --sheet, --model and --grain", 2)
+    if detection_only and not [k for k in chosen if k not in RESTORE_ONLY_KINDS]:
+        fail(f"--detection-only measures masks, and {', '.join(chosen)} is restoration only", 2)
+    if detection_only and set(chosen) & set(RESTORE_ONLY_KINDS):
+        typer.echo(f"note: --detection-only leaves out {', '.join(k for k in chosen if k in RESTORE_ONLY_KINDS)} "
+                   "(restoration only)", err=True)
     mask_cfg = MaskConfig(sensitivity=mask_sensitivity.value, detector=detector.value, detector_graph=_detector_graph(detector, detector_graph),
                      scales=mask_scales.value)
     files = list_images(clean_dir)[: limit or None]
     if not files:
         fail(f"no images in {clean_dir}")
-    if detection_only and (sheet or model is not None or grain > 0):
-        fail("--detection-only makes no fills: leave out --sheet, --model and --grain", 2)
-    if detection_only and not [k for k in chosen if k not in RESTORE_ONLY_KINDS]:
-        fail(f"--detection-only measures masks, and {', '.join(chosen)} is restoration only", 2)
     if model is not None and not model.is_file():
         fail(f"--model {model}: no such file", 2)
     images, unreadable = [], 0

@@ -237,8 +237,16 @@ def test_detection_only_measures_the_masks_without_fills(tmp_path):
     assert "restoration: not measured (--detection-only)" in res.output and "texture ratio" not in res.output
     res = CliRunner().invoke(app, ["evaluate", str(src), "--detection-only", "--sheet", str(tmp_path / "s.png")])
     assert res.exit_code == 2 and "--detection-only makes no fills" in res.output
-    res = CliRunner().invoke(app, ["evaluate", str(src), "--detection-only", "--kinds", "centre_square"])
-    assert res.exit_code == 2 and "restoration only" in res.output
+    res = CliRunner().invoke(app, ["evaluate", str(src), "--detection-only", "--kinds", "centre_square", "--kinds", "centre_square"])
+    assert res.exit_code == 2 and "and centre_square is restoration only" in res.output  # named once
+    res = CliRunner().invoke(app, ["evaluate", str(src), "--detection-only", "--grain", "0.5"])
+    assert res.exit_code == 2 and "--grain" in res.output
+    (tmp_path / "empty").mkdir()
+    res = CliRunner().invoke(app, ["evaluate", str(tmp_path / "empty"), "--detection-only", "--model", "m.onnx"])
+    assert res.exit_code == 2 and "--detection-only makes no fills" in res.output  # said before the folder is read
+    res = CliRunner().invoke(app, ["evaluate", str(src), "--out", str(tmp_path / "ev3"), "--detection-only",
+                                   "--kinds", "dust", "--kinds", "centre_square"])
+    assert res.exit_code == 0 and "leaves out centre_square" in res.output
 
 
 def test_scan_scale_fills_a_hole_grown_past_the_enlarged_damages_soft_edge(monkeypatch):
