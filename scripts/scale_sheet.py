@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from archive_restore.config import MaskConfig
+from archive_restore.evaluate import rescan
 from archive_restore.masks import detect
 from archive_restore.masks.batch import read_rgb
 
@@ -40,7 +41,7 @@ def main() -> None:
     rows = []
     for f in args.photos:
         im = read_rgb(f)
-        big = cv2.resize(im, None, fx=args.zoom, fy=args.zoom, interpolation=cv2.INTER_CUBIC)
+        big = rescan(im, args.zoom)  # as restore evaluate --scan-scale enlarges
         panels, shares = [overlay(im, np.zeros(im.shape[:2], bool), args.width)], []
         for image, scales in ((im, "auto"), (big, "native"), (big, "auto")):
             m = detect(image, MaskConfig(sensitivity=args.sensitivity, scales=scales)).mask

@@ -8,12 +8,11 @@ Usage: python scripts/scan_scale_probe.py N SENSITIVITY [learned|rules]   (sessi
 import sys, time, dataclasses
 import numpy as np, cv2
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from detector_calibrate import calibration_cases
+from detector_calibrate import calibration_cases, prf
 from archive_restore.masks.net import calibration_files
 from archive_restore import masks
-from archive_restore.masks.combine import unite
 from archive_restore.damage import KINDS
-from archive_restore.evaluate import tolerant_scores
+from archive_restore.evaluate import rescan, tolerant_scores
 from archive_restore.config import MaskConfig
 
 N = int(sys.argv[1]); sens = sys.argv[2]; det = sys.argv[3] if len(sys.argv) > 3 else "learned"
@@ -32,9 +31,7 @@ looks = []
 for i, (f, img, looked, d, kind) in enumerate(calibration_cases(files)):
     looks.append(cv2.resize(looked, (256, 256), interpolation=cv2.INTER_AREA))
     for s in scales:
-        up = lambda a, interp=cv2.INTER_CUBIC: a if s == 1 else cv2.resize(a, None, fx=s, fy=s, interpolation=interp)
-        im, lk = up(d.damaged), up(looked)
-        gt = up(d.mask.astype(np.uint8), cv2.INTER_NEAREST) > 0
+        im, lk, gt = rescan(d.damaged, s), rescan(looked, s), rescan(d.mask, s)
         for v in variants:
             if s == 1 and v != "native" and masks.coarse_level(im) is None:
                 sc, fr = sc_n, fr_n
@@ -50,11 +47,8 @@ for j in range(0, len(looks) - 15, 16):
         mos[v].append(mask_of(m, v).mean())
 print(f"{len(files)} photos, {sens}, {det}, {time.time()-t0:.0f} s")
 for (v, s) in cnt:
-    f1 = {}
-    for k in KINDS:
-        c = cnt[(v, s)][k]; p = c["tp_pred"] / max(1, c["tp_pred"] + c["fp"]); r = c["tp_gt"] / max(1, c["tp_gt"] + c["fn"])
-        f1[k] = (round(p, 3), round(r, 3), round(2 * p * r / max(p + r, 1e-9), 3))
+    f1 = {k: prf(cnt[(v, s)][k]) for k in KINDS}
     cl = np.array(clean[(v, s)])
     print(f"{v:13s} x{s}: clean {100*cl.mean():.3f} % ({(cl>0.01).sum()}>1%)  " + "  ".join(f"{k[:5]} {v_[0]:.2f}/{v_[1]:.2f}/{v_[2]:.3f}" for k, v_ in f1.items()))
-for v in variants:
+for v in variants if len(looks) >= 16 else []:  # album pages need 16 photos
     a = np.array(mos[v]); print(f"{v:13s} album pages 4x4 of 256 px: clean {100*a.mean():.3f} % ({(a>0.01).sum()}>1% of {len(a)}) max {100*a.max():.2f}%")

@@ -72,6 +72,11 @@ def sharp_share(image: np.ndarray) -> float:
     return cv2.countNonZero(cv2.bitwise_and(sharp, textured, dst=sharp)) / n
 
 
+def _check_scales(scales: str) -> None:
+    if scales not in ("auto", "native"):
+        raise ValueError(f"unknown scales {scales!r}; choose auto or native")
+
+
 def coarse_level(image: np.ndarray, scales: str = "auto") -> tuple[int, np.ndarray] | None:
     """(s, the scan shrunk by s) for the one coarse level searched besides the native scan
     (``image``: (H, W, 3) uint8 RGB), or None. The scan is halved (s = 2, 4, 8, ...) while it
@@ -87,8 +92,7 @@ def coarse_level(image: np.ndarray, scales: str = "auto") -> tuple[int, np.ndarr
     soft is the blurred view the detectors see as specks (real scratched prints enlarged 4x:
     with levels 2 and 4, specks all over bd_h's crowd, 0.19 % of the photo flagged as scanned
     and 3.64 % enlarged; with level 4 alone 1.05 %, most of it the native pass's)."""
-    if scales not in ("auto", "native"):
-        raise ValueError(f"unknown scales {scales!r}; choose auto or native")
+    _check_scales(scales)
     found, cur, s = None, image, 2
     while scales == "auto" and min(image.shape[:2]) // s >= LEVEL_MIN_SIDE and sharp_share(cur) < SOFT_MAX:
         cur = shrink(cur, 2)
@@ -169,8 +173,7 @@ def detect(image: np.ndarray, cfg: MaskConfig = MaskConfig()) -> MaskResult:
         raise ValueError(f"unknown detector {cfg.detector!r}; choose rules or learned")
     if cfg.detector_graph is not None and cfg.detector != "learned":
         raise ValueError("a detector graph is run by the learned detector only (detector='learned')")
-    if cfg.scales not in ("auto", "native"):
-        raise ValueError(f"unknown scales {cfg.scales!r}; choose auto or native")
+    _check_scales(cfg.scales)  # before the native pass, not after it
     shape = image.shape[:2]
     kinds = _detect_kinds(image, cfg)
     level = coarse_level(image, cfg.scales)
