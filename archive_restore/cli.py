@@ -74,6 +74,53 @@ def shown(name: str) -> str:
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in name)
 
 
+class InFlight:
+    """What the images in flight are doing, for a person watching a long one: the oldest one's
+    stage as one short line (``line``, for the TTY's progress bar), and, where there is no TTY
+    (a log file), a heartbeat line through ``echo`` at most every ``every`` seconds while an
+    image has been in flight that long, so a 150 MP scan does not leave the log silent for
+    minutes. ``update`` is called from the run's worker threads."""
+
+    def __init__(self, echo=None, every: float = 30.0) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._now: dict[str, tuple[float, str, float]] = {}  # rel -> (started, stage, share done)
+        self._echo, self._every = echo, every
+        self._last = time.monotonic()
+
+    def update(self, rel: str, stage: str, share: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            started = self._now.get(rel, (now,))[0]
+            self._now[rel] = (started, stage, share)
+            if self._echo is None or now - self._last < self._every or now - started < self._every:
+                return
+            self._last = now
+            text = self._describe(rel, now)
+        self._echo(f"  ... {text}")
+
+    def done(self, rel: str) -> None:
+        with self._lock:
+            self._now.pop(rel, None)
+
+    def line(self) -> str:
+        """The oldest image in flight, e.g. ``box1/a.tif: detecting 40 % (75 s)``; "" when none."""
+        with self._lock:
+            if not self._now:
+                return ""
+            rel = min(self._now, key=lambda r: self._now[r][0])
+            return self._describe(rel, time.monotonic())
+
+    def _describe(self, rel: str, now: float) -> str:
+        started, stage, share = self._now[rel]
+        name = shown(rel)
+        if len(name) > 40:
+            name = "..." + name[-37:]
+        done = f" {share:.0%}" if stage in ("detecting", "filling") else ""
+        return f"{name}: {stage}{done} ({now - started:.0f} s)"
+
+
 def _note_ignored(ignored: dict[str, int]) -> None:
     """One stderr line on what a folder walk passed over (``pipeline.describe_ignored``)."""
     from archive_restore.io import IMAGE_EXTENSIONS
@@ -154,6 +201,7 @@ def folder_cmd(
                                    detector_graph=_detector_graph(detector, detector_graph), scales=mask_scales.value)
     tty = sys.stdout.isatty()
     state: dict = {}
+    inflight = InFlight(echo=None if tty else (lambda line: typer.echo(line, err=True)))
 
     def on_start(summary) -> None:
         typer.echo(f"model {summary.model_name} (id {summary.model_id[:16]}) on {summary.provider}")
@@ -174,16 +222,24 @@ def folder_cmd(
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 TextColumn("{task.fields[failed]} failed"),
+                TextColumn("{task.fields[now]}", markup=False),  # a file name is not markup
             )
             prog.start()
             state["prog"] = prog
-            state["task"] = prog.add_task("restore", total=summary.total, rate="-", failed=0)
+            state["task"] = prog.add_task("restore", total=summary.total, rate="-", failed=0, now="")
             state["t0"] = time.perf_counter()
 
+    def on_activity(rel: str, stage: str, share: float) -> None:
+        inflight.update(rel, stage, share)
+        if "prog" in state:
+            state["prog"].update(state["task"], now=inflight.line())
+
     def on_progress(rec, summary) -> None:
+        inflight.done(rec["input"])
         if "prog" in state:
             rate = summary.done / max(1e-9, time.perf_counter() - state["t0"])
-            state["prog"].update(state["task"], completed=summary.done, rate=f"{rate:.2f}", failed=summary.counts.get("failed", 0))
+            state["prog"].update(state["task"], completed=summary.done, rate=f"{rate:.2f}", failed=summary.counts.get("failed", 0),
+                                 now=inflight.line())
         else:
             extra = f": {rec['error']}" if rec.get("error") else ""
             typer.echo(f"[{summary.done}/{summary.total}] {rec['status']} {shown(rec['input'])} ({rec['timings'].get('total', 0):.2f} s){extra}", err=rec["status"] == "failed")
@@ -191,7 +247,7 @@ def folder_cmd(
     try:
         summary = restore_folder(
             input_dir, out_dir, auto_mask=auto_mask, masks_dir=masks, mask_cfg=mask_cfg, runtime=runtime,
-            force=force, model_path=model, progress=on_progress, on_start=on_start,
+            force=force, model_path=model, progress=on_progress, on_start=on_start, activity=on_activity,
         )
     except UsageError as exc:
         fail(str(exc), 2)
@@ -424,15 +480,42 @@ def masks_cmd(
         probe.unlink()
     except OSError as exc:
         fail(f"cannot write to the mask folder {dst}: {exc.strerror or exc}", 2)
-    for job in write_masks(src, dst, cfg, force=force, ignored=ignored):
-        if job.error:
-            failed += 1
-            typer.echo(f"error: {shown(job.rel)}: {job.error}", err=True)
-        elif job.kept:
-            kept += 1
-        else:
-            done += 1
-            console.print(f"{shown(job.rel)}: {job.flagged * 100:.2f}% flagged {job.kind_pixels}", highlight=False, markup=False)
+    inflight = InFlight(echo=None if console.is_terminal else (lambda line: typer.echo(line, err=True)))
+    state: dict = {}
+
+    def on_start(total: int) -> None:
+        if console.is_terminal and total:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            prog = Progress(TextColumn("[bold]masking"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
+                            TimeRemainingColumn(), TextColumn("{task.fields[now]}", markup=False), console=console)
+            prog.start()
+            state["prog"], state["task"] = prog, prog.add_task("masks", total=total, now="")
+
+    def on_activity(rel: str, stage: str, share: float) -> None:
+        inflight.update(rel, stage, share)
+        if "prog" in state:
+            state["prog"].update(state["task"], now=inflight.line())
+
+    try:
+        for job in write_masks(src, dst, cfg, force=force, ignored=ignored, on_start=on_start, activity=on_activity):
+            inflight.done(job.rel)
+            if "prog" in state:
+                state["prog"].update(state["task"], advance=1, now=inflight.line())
+            if job.error:
+                failed += 1
+                if "prog" in state:  # above the live bar, unwrapped
+                    console.print(f"error: {shown(job.rel)}: {job.error}", highlight=False, markup=False, soft_wrap=True)
+                else:
+                    typer.echo(f"error: {shown(job.rel)}: {job.error}", err=True)
+            elif job.kept:
+                kept += 1
+            else:
+                done += 1
+                console.print(f"{shown(job.rel)}: {job.flagged * 100:.2f}% flagged {job.kind_pixels}", highlight=False, markup=False)
+    finally:
+        if "prog" in state:
+            state["prog"].stop()
     if not done and not failed and not kept:
         from archive_restore.io import IMAGE_EXTENSIONS
 

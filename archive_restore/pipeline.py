@@ -421,6 +421,16 @@ def remove_stale_temps(out_dir: Path) -> int:
     return n
 
 
+def report_activity(activity: Optional[Callable[[str, str, float], None]], rel: str, stage: str, share: float) -> None:
+    """``activity(rel, stage, share)`` when there is one (``restore_folder``'s, ``write_masks``'s);
+    its errors are ignored: a display problem must never fail an image."""
+    if activity is not None:
+        try:
+            activity(rel, stage, share)
+        except Exception:
+            pass
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     if isinstance(exc, aio.ImageError):
@@ -569,6 +579,7 @@ def _restore_folder(
     model_path: Optional[Path] = None,
     progress: Optional[Callable[[dict[str, Any], Summary], None]] = None,
     on_start: Optional[Callable[[Summary], None]] = None,
+    activity: Optional[Callable[[str, str, float], None]] = None,
     handle_sigint: bool = True,
     stop: Optional[threading.Event] = None,
     _hold: Optional[contextlib.ExitStack] = None,
@@ -579,6 +590,11 @@ def _restore_folder(
     session: an object with the ``Session`` interface; default: ``InpaintSession(model_path,
         runtime.device)`` (raises ``RuntimeUnavailable`` when the device cannot be used).
     progress: called from the writer thread after each manifest record.
+    activity: called as an image moves on, so that a long one can be shown: (rel, stage, share
+        done in 0..1) with stage "reading", "detecting" (the share of the detector's work, per
+        tile), "filling" (the share of the image's windows filled, per batch) or "writing";
+        from the decode, inference and writer threads, so it must be thread-safe and quick.
+        Its errors are ignored.
     on_start: called once with the summary (total, provider, model) before images start.
     handle_sigint: install a Ctrl-C handler for the run (main thread only).
     Returns a ``Summary``; per-image errors are in the manifest, never raised.
@@ -771,10 +787,14 @@ def _restore_folder(
             return None
         return prev
 
+    def tell(rel: str, stage: str, share: float) -> None:
+        report_activity(activity, rel, stage, share)
+
     def prepare(job: _Job) -> None:
         """Decode stage for one image: fills job (status, scan, mask, windows) or raises."""
         rec = job.record
         t = time.perf_counter()
+        tell(job.rel, "reading", 0.0)
         try:
             rec["input_sha256"] = aio.sha256_file(job.path)
         except OSError as exc:
@@ -810,7 +830,8 @@ def _restore_folder(
         mask = np.zeros(shape, bool)
         kinds: dict[str, int] = {}
         if detect is not None:
-            result = detect(aio.to_rgb8(scan.pixels), mask_cfg)
+            tell(job.rel, "detecting", 0.0)
+            result = detect(aio.to_rgb8(scan.pixels), mask_cfg, progress=lambda f: tell(job.rel, "detecting", f))
             m = np.asarray(result.mask, dtype=bool)
             if m.shape != shape:
                 raise RuntimeError(f"auto-mask returned shape {m.shape}, expected {shape}")
@@ -921,6 +942,8 @@ def _restore_folder(
                     if len(batch) >= batch_size:
                         break
                 run_batch(batch)
+                for job in {id(j): j for j, _ in batch}.values():  # (jobs are not hashable)
+                    tell(job.rel, "filling", cursor[id(job)] / len(job.windows))
                 for job in [j for j in active if cursor[id(j)] >= len(j.windows)]:
                     active.remove(job)
                     cursor.pop(id(job), None)
@@ -963,6 +986,7 @@ def _restore_folder(
         rec = job.record
         t = time.perf_counter()
         if job.error is None and job.status in ("restored", "unchanged"):
+            tell(job.rel, "writing", 0.0)
             try:
                 dest = out / job.rel
                 check_no_links(out, job.rel)

@@ -139,7 +139,7 @@ def test_detector_rules_over_tile_rows_match_the_whole_map(seed, monkeypatch):
     pairs["scratches"] = (q(0, 0.995), q(0, 0.8))  # narrower than the line rule's regions
     rule = {"mean": q(0, 0.85), "grow": q(0, 0.5), "length": 9, "orients": 8}
     tile = int(rng.integers(4, 24))  # the line means reach 4 rows
-    monkeypatch.setattr(learned, "_bands", lambda image, path, t, o: ((y, p[:, y:y + t].copy()) for y in range(0, h, t)))
+    monkeypatch.setattr(learned, "_bands", lambda image, path, t, o, progress=None: ((y, p[:, y:y + t].copy()) for y in range(0, h, t)))
     monkeypatch.setattr(learned, "threshold", lambda s, path=None: pairs)
     monkeypatch.setattr(learned, "line_rule", lambda s, path=None: rule)
     got = learned.detect_kinds_learned(np.zeros((h, w, 3), np.uint8), "medium", learned.CHANNELS, tile=tile)

@@ -80,6 +80,17 @@ def test_tiles_agree_with_the_whole_image(random_detector):
         learned.probabilities(im, random_detector, tile=96, overlap=enough + 1)
 
 
+def test_detection_reports_its_progress_per_tile(random_detector):
+    """``detect_kinds_learned(progress=...)``: one call per tile, shares rising to 1 (a 5 x 6
+    tile scan: 30 calls); the masks are those of a run without it."""
+    im = np.random.default_rng(3).integers(0, 256, (450, 560, 3), dtype=np.uint8)  # taller than a tile and its context
+    seen: list[float] = []
+    with_p = learned.detect_kinds_learned(im, "medium", ("scratches", "dust"), random_detector, tile=96, progress=seen.append)
+    assert len(seen) == 30 and seen == sorted(seen) and seen[-1] == 1.0 and 0 < seen[0] < 0.05
+    plain = learned.detect_kinds_learned(im, "medium", ("scratches", "dust"), random_detector, tile=96)
+    assert all(np.array_equal(with_p[k], plain[k]) for k in plain)
+
+
 def test_sensitivity_orders_the_mask(random_detector):
     im = np.random.default_rng(2).integers(0, 256, (80, 96, 3), dtype=np.uint8)
     counts = {s: learned.detect_kinds_learned(im, s, ("scratches", "dust"), random_detector)["scratches"].sum()

@@ -328,7 +328,7 @@ def test_detect_adds_what_only_the_coarse_level_found_not_a_fatter_copy_of_nativ
     soft = cv2.resize(_clean(64, 96, seed=3), (768, 512), interpolation=cv2.INTER_CUBIC)
     assert masks_mod.coarse_level(soft)[0] == 2
 
-    def fake(image, cfg):
+    def fake(image, cfg, progress=None):
         m = np.zeros(image.shape[:2], bool)
         if image.shape[0] == 512:  # native: one crisp speck
             cv2.circle(m.view(np.uint8), (200, 200), 2, 1, -1)
@@ -345,6 +345,27 @@ def test_detect_adds_what_only_the_coarse_level_found_not_a_fatter_copy_of_nativ
     assert (auto.mask & speck).sum() == (native.mask & speck).sum() == 13  # the speck as the native pass drew it
     assert auto.mask[300:400, 500:660].all()  # the stain, enlarged
     assert auto.kind_pixels["dust"] == 13 + 100 * 160
+
+
+def test_detect_reports_progress_over_both_levels(monkeypatch):
+    """``detect(progress=...)`` on a soft scan with a coarse level at 1/2: the native level's
+    work is 4/5 of the whole (its pixels), the level's the last 1/5; shares rise to 1."""
+    import archive_restore.masks as masks_mod
+
+    soft = cv2.resize(_clean(64, 96, seed=3), (768, 512), interpolation=cv2.INTER_CUBIC)
+
+    def fake(image, cfg, progress=None):
+        for f in (0.5, 1.0):
+            progress(f)
+        return {"dust": np.zeros(image.shape[:2], bool)}
+
+    monkeypatch.setattr(masks_mod, "_detect_kinds", fake)
+    seen: list[float] = []
+    detect(soft, MaskConfig(), progress=seen.append)
+    assert seen == pytest.approx([0.4, 0.8, 0.9, 1.0])
+    seen.clear()
+    detect(soft, MaskConfig(scales="native"), progress=seen.append)
+    assert seen == [0.5, 1.0]
 
 
 def test_a_few_crisp_specks_do_not_make_a_flat_soft_scan_look_sharp():

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -229,7 +230,7 @@ def test_auto_mask_uses_detect_and_unites_with_user_masks(tmp_path, monkeypatch)
     items = make_archive(inp, masks)
     seen = []
 
-    def fake_detect(image, cfg):
+    def fake_detect(image, cfg, progress=None):
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
         seen.append(cfg.sensitivity)
         m = np.zeros(image.shape[:2], bool)
@@ -252,6 +253,70 @@ def test_auto_mask_uses_detect_and_unites_with_user_masks(tmp_path, monkeypatch)
         assert (saved == (um | auto)).all()
         assert r["kind_pixels"]["scratches"] == 140 and r["kind_pixels"]["user"] == int(um.sum())
         assert r["settings"]["auto_mask"] is True and r["settings"]["mask_sensitivity"] == "high"
+
+
+def test_activity_follows_each_image_through_its_stages(tmp_path, monkeypatch):
+    """``restore_folder(activity=...)``: every restored image is reported reading, detecting
+    (the detector's shares, passed through), filling (shares rising to 1) and writing, in
+    that order; a callback that raises does not fail an image."""
+    inp, masks, out = tmp_path / "scans", tmp_path / "masks", tmp_path / "out"
+    items = make_archive(inp, masks)
+
+    def fake_detect(image, cfg, progress=None):
+        progress(0.5)
+        progress(1.0)
+        m = np.zeros(image.shape[:2], bool)
+        m[10:14, 5:40] = True
+        return MaskResult(mask=m, kind_pixels={"scratches": int(m.sum())})
+
+    monkeypatch.setattr("archive_restore.masks.detect", fake_detect)
+    seen: dict[str, list[tuple[str, float]]] = {}
+    lock = threading.Lock()
+
+    def activity(rel, stage, share):
+        with lock:
+            seen.setdefault(rel, []).append((stage, share))
+
+    summary = pipeline.restore_folder(inp, out, auto_mask=True, session=FakeSession(), handle_sigint=False, activity=activity)
+    assert summary.counts["restored"] == len(items) == len(seen)
+    for rel, steps in seen.items():
+        stages = [st for st, _ in steps]
+        order = list(dict.fromkeys(stages))
+        assert order == ["reading", "detecting", "filling", "writing"], (rel, steps)
+        assert [f for st, f in steps if st == "detecting"] == [0.0, 0.5, 1.0]
+        fills = [f for st, f in steps if st == "filling"]
+        assert fills == sorted(fills) and fills[-1] == 1.0
+
+    def broken(rel, stage, share):
+        raise RuntimeError("display gone")
+
+    again = pipeline.restore_folder(inp, tmp_path / "out2", auto_mask=True, session=FakeSession(), handle_sigint=False,
+                                    activity=broken)
+    assert again.counts["restored"] == len(items)
+
+
+def test_in_flight_line_and_heartbeat():
+    """``cli.InFlight``: the line names the oldest image in flight with its stage and share;
+    without a TTY a heartbeat line goes out once an image has been in flight ``every`` seconds,
+    and not again within ``every``; a name's control characters are escaped, a long name cut."""
+    from archive_restore.cli import InFlight
+
+    said: list[str] = []
+    fl = InFlight(echo=said.append, every=0.0)
+    fl.update("a\nb.tif", "detecting", 0.4)
+    fl.update("c.tif", "reading", 0.0)
+    assert fl.line().startswith("a\\nb.tif: detecting 40% (")
+    assert said and said[0].startswith("  ... a\\nb.tif: detecting 40%")
+    fl.done("a\nb.tif")
+    assert fl.line().startswith("c.tif: reading (")
+    fl.done("c.tif")
+    assert fl.line() == ""
+    fl.update("x" * 60 + ".tif", "filling", 1.0)
+    assert fl.line().startswith("...") and "filling 100%" in fl.line() and len(fl.line().split(":")[0]) == 40
+    quiet: list[str] = []
+    slow = InFlight(echo=quiet.append, every=3600.0)
+    slow.update("a.tif", "detecting", 0.1)
+    assert quiet == [] and slow.line().startswith("a.tif: detecting 10%")
 
 
 def test_out_inside_input_and_missing_mask_source_refused(tmp_path):
@@ -661,7 +726,7 @@ def test_a_runs_masks_can_be_edited_and_given_back(tmp_path, monkeypatch):
     Image.fromarray(photo(h, w, 2)).save(inp / "box/a.png")
     Image.fromarray(photo(h, w, 3)).save(inp / "box/b.tif")
 
-    def fake_detect(image, cfg):
+    def fake_detect(image, cfg, progress=None):
         m = np.zeros(image.shape[:2], bool)
         m[10:14, 5:40] = True
         return MaskResult(mask=m, kind_pixels={"scratches": int(m.sum())})
@@ -735,7 +800,7 @@ def test_cli_says_when_a_folder_holds_no_scans(tmp_path):
 
 
 def _flag_a_band(monkeypatch):
-    def fake_detect(image, cfg):
+    def fake_detect(image, cfg, progress=None):
         m = np.zeros(image.shape[:2], bool)
         m[10:14, 5:40] = True
         return MaskResult(mask=m, kind_pixels={"scratches": int(m.sum())})

@@ -98,7 +98,7 @@ def test_learned_detector_adds_white_lines_at_high_only(monkeypatch, sensitivity
     im = _sky()
     truth = _line(im, (10, 30), (190, 120))
     # a network that finds nothing, so what the scratches mask holds is the rule's
-    monkeypatch.setattr(learned, "_bands", lambda image, path, tile, overlap: iter([(0, np.zeros((4,) + image.shape[:2], np.float32))]))
+    monkeypatch.setattr(learned, "_bands", lambda image, path, tile, overlap, progress=None: iter([(0, np.zeros((4,) + image.shape[:2], np.float32))]))
     monkeypatch.setattr(learned, "threshold", lambda s, path=None: {k: (0.9, 0.5) for k in learned.CHANNELS})
     monkeypatch.setattr(learned, "line_rule", lambda s, path=None: None)
     out = learned.detect_kinds_learned(im, sensitivity, ("scratches", "dust"), "unused.onnx")

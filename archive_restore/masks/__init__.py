@@ -18,6 +18,7 @@ adds what it finds there beyond what the native pass found (``beyond_native``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -152,12 +153,15 @@ def beyond_native(found: np.ndarray, near_native: np.ndarray, r: int) -> np.ndar
     return _within(seeds, r) & found
 
 
-def detect(image: np.ndarray, cfg: MaskConfig = MaskConfig()) -> MaskResult:
+def detect(image: np.ndarray, cfg: MaskConfig = MaskConfig(), progress: Callable[[float], None] | None = None) -> MaskResult:
     """Find damage in ``image`` ((H, W, 3) uint8 RGB, as a viewer shows it) at native resolution
     and, with ``cfg.scales`` "auto", also at the ``coarse_level`` of a big soft scan.
 
     Returns the united mask grown by ``cfg.dilate`` px and the (undilated) pixel count per
     kind. Grey scans arrive as three equal channels. Raises ValueError on bad input or config.
+    ``progress``: called, in this thread, with the share of the work done (0..1], the pixels
+    run through the network at both levels (the learned detector: after each tile; the rules:
+    after each level), so a person waiting on a 150 MP scan sees it move.
 
     Why a coarse level: the detectors see damage as it looks on the ~256 px photos they learned
     and were tuned on. The same damaged print scanned at 2x the resolution has scratches,
@@ -175,11 +179,17 @@ def detect(image: np.ndarray, cfg: MaskConfig = MaskConfig()) -> MaskResult:
         raise ValueError("a detector graph is run by the learned detector only (detector='learned')")
     _check_scales(cfg.scales)  # before the native pass, not after it
     shape = image.shape[:2]
-    kinds = _detect_kinds(image, cfg)
     level = coarse_level(image, cfg.scales)
+    native_share = 1.0 if level is None else 1.0 / (1.0 + 1.0 / level[0] ** 2)
+
+    def part(start: float, share: float) -> Callable[[float], None] | None:
+        return None if progress is None else (lambda f: progress(start + share * f))
+
+    kinds = _detect_kinds(image, cfg, part(0.0, native_share))
     if level is not None:
         s, small = level
-        found = {k: enlarge(m, s, shape) for k, m in _detect_kinds(small, cfg).items() if m.any()}
+        found = {k: enlarge(m, s, shape) for k, m in _detect_kinds(small, cfg, part(native_share, 1.0 - native_share)).items()
+                 if m.any()}
         if found:
             native, union = np.zeros(shape, bool), np.zeros(shape, bool)
             for m in kinds.values():
@@ -195,12 +205,16 @@ def detect(image: np.ndarray, cfg: MaskConfig = MaskConfig()) -> MaskResult:
     return MaskResult(mask=mask, kind_pixels={k: int(m.sum()) for k, m in kinds.items()})
 
 
-def _detect_kinds(image: np.ndarray, cfg: MaskConfig) -> dict[str, np.ndarray]:
-    """kind -> (H, W) bool, undilated, at ``image``'s own resolution, by ``cfg.detector``."""
+def _detect_kinds(image: np.ndarray, cfg: MaskConfig, progress: Callable[[float], None] | None = None) -> dict[str, np.ndarray]:
+    """kind -> (H, W) bool, undilated, at ``image``'s own resolution, by ``cfg.detector``;
+    ``progress`` as ``detect``'s, for this level alone."""
     if cfg.detector == "rules":
         from archive_restore.masks.combine import detect_kinds
 
-        return detect_kinds(image, cfg)
+        found = detect_kinds(image, cfg)
+        if progress is not None:
+            progress(1.0)
+        return found
     from archive_restore.masks.learned import detect_kinds_learned
 
-    return detect_kinds_learned(image, cfg.sensitivity, cfg.kinds, cfg.detector_graph)
+    return detect_kinds_learned(image, cfg.sensitivity, cfg.kinds, cfg.detector_graph, progress=progress)

@@ -13,7 +13,7 @@ import collections
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -51,20 +51,29 @@ def list_images(root: Path) -> list[Path]:
 
 
 def write_masks(input_dir: Path, out_dir: Path, cfg: MaskConfig, force: bool = False,
-                ignored: "collections.Counter | None" = None) -> Iterator[MaskJob]:
+                ignored: "collections.Counter | None" = None, on_start: Callable[[int], None] | None = None,
+                activity: Callable[[str, str, float], None] | None = None) -> Iterator[MaskJob]:
     """Detect and write a mask per image; yields one ``MaskJob`` per file (errors included).
     The scans are those ``restore folder`` would walk (``pipeline.list_inputs``: the same
     extensions, and a file symlink leaving the input folder fails here as it fails there).
     A mask already in ``out_dir`` is kept (``kept``; it may hold a person's edits, and a rerun
     after adding scans should only add theirs) unless ``force``. ``ignored``: as for
-    ``io.walk_scans`` (what the walk passed over)."""
+    ``io.walk_scans`` (what the walk passed over). ``on_start``: called with the number of
+    scans found, before the first; ``activity``: (rel, stage, share done) as a scan is
+    "reading" and "detecting" (the share of the detector's work, per tile; ``masks.detect``)."""
     from archive_restore.io import ImageError, mask_name, write_mask
     from archive_restore.masks import detect
-    from archive_restore.pipeline import list_inputs, mark_case_collisions
+    from archive_restore.pipeline import list_inputs, mark_case_collisions, report_activity
 
     tasks = list_inputs(input_dir, exclude=[out_dir], ignored=ignored)
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = mark_case_collisions(tasks, out_dir)  # A.jpg and a.jpg may share one mask file there
+    if on_start is not None:
+        on_start(len(tasks))
+
+    def tell(rel: str, stage: str, share: float) -> None:
+        report_activity(activity, rel, stage, share)
+
     for rel, path, error in tasks:
         job = MaskJob(rel=rel)
         if error is not None:
@@ -77,8 +86,10 @@ def write_masks(input_dir: Path, out_dir: Path, cfg: MaskConfig, force: bool = F
             yield job
             continue
         try:
+            tell(rel, "reading", 0.0)
             image = read_rgb(path)
-            res = detect(image, cfg)
+            tell(rel, "detecting", 0.0)
+            res = detect(image, cfg, progress=lambda f, rel=rel: tell(rel, "detecting", f))
             write_mask(target, res.mask)
             job.out, job.flagged, job.kind_pixels = target, float(res.mask.mean()), res.kind_pixels
         except ImageError as exc:  # per-file failure: recorded, the batch goes on

@@ -109,9 +109,10 @@ def _run(sess, tile: np.ndarray, multiple: int) -> np.ndarray:
         return sess.run(None, {"image": x})[0][0, :, :h, :w]
 
 
-def _bands(image: np.ndarray, path: Path | str | None, tile: int, overlap: int | None):
+def _bands(image: np.ndarray, path: Path | str | None, tile: int, overlap: int | None, progress=None):
     """Yield (y0, (4, h, W) float32 probabilities of image rows y0 .. y0 + h), one tile row at
-    a time from the top; together they are ``probabilities(image, path, tile, overlap)``."""
+    a time from the top; together they are ``probabilities(image, path, tile, overlap)``.
+    ``progress``: called with the share of the scan's pixels run so far (0..1] after each tile."""
     sess, meta = _session(path or default_detector_path())
     m = int(meta.get("multiple", 4))
     if overlap is None:
@@ -120,7 +121,10 @@ def _bands(image: np.ndarray, path: Path | str | None, tile: int, overlap: int |
         raise ValueError(f"tile {tile} and context {overlap} must be multiples of the graph's {m} px grid")
     h, w = image.shape[:2]
     if h <= tile + 2 * overlap and w <= tile + 2 * overlap:
-        yield 0, _run(sess, image, m)
+        p = _run(sess, image, m)
+        if progress is not None:
+            progress(1.0)
+        yield 0, p
         return
     for y in range(0, h, tile):
         ye = min(h, y + tile)
@@ -131,6 +135,8 @@ def _bands(image: np.ndarray, path: Path | str | None, tile: int, overlap: int |
             p = _run(sess, image[y0:y1, x0:x1], m)
             xe = min(w, x + tile)
             out[:, :, x:xe] = p[:, y - y0:ye - y0, x - x0:xe - x0]
+            if progress is not None:
+                progress((y * w + xe * (ye - y)) / (h * w))
         yield y, out
 
 
@@ -458,7 +464,7 @@ def detector_id(path: Path | str | None = None) -> str:
 
 
 def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, ...], path: Path | str | None = None,
-                         tile: int = TILE) -> dict[str, np.ndarray]:
+                         tile: int = TILE, progress=None) -> dict[str, np.ndarray]:
     """image: (H,W,3) uint8 RGB. Returns kind -> (H,W) bool (before dilation) for the
     ``CHANNELS`` kinds named in ``kinds`` ("cracks" selects the scratches channel too).
 
@@ -468,7 +474,8 @@ def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, 
     a tile row at a time (``_bands``) and the regions are linked across rows by
     ``bands.BandRegions``, so no whole-scan probabilities or labels are held: each rule keeps its
     grow map at 1 bit per pixel, and the line rule the scratches probabilities of two tile rows
-    (its means reach ``length // 2`` rows into the next one)."""
+    (its means reach ``length // 2`` rows into the next one). ``progress``: as ``_bands``'s, called
+    from this thread as the network's tiles are run (the rules after the last tile follow)."""
     wanted = {"scratches" if k == "cracks" else k for k in kinds}
     unknown = wanted - set(CHANNELS)
     if unknown:
@@ -542,7 +549,7 @@ def detect_kinds_learned(image: np.ndarray, sensitivity: str, kinds: tuple[str, 
     # from 0.43 to 0.29 s (docs/quality.md, session 17)
     with ThreadPoolExecutor(2) as pool:
         white = pool.submit(white_lines, image) if "scratches" in wanted and sensitivity in WHITE_LINES_AT else None
-        for y0, p in _bands(image, path, tile, None):
+        for y0, p in _bands(image, path, tile, None, progress):
             rows.append((y0, y0 + p.shape[1]))
             jobs = [pool.submit(hyst, *rl, p) for rl in rules]
             if rule is not None:
