@@ -549,6 +549,55 @@ def test_distill_trains_the_student_and_resumes(tmp_path, monkeypatch):
         netmod.distill(tmp_path / "run2", tmp_path / "unet.pt", minutes=0.0005, size=64, batch=2, root=tmp_path / "photos")
 
 
+def test_view_average_is_the_mean_of_the_views():
+    """``view_average``: a pointwise net's views agree, so the average is its own logits; for a
+    3x3 net the average is unchanged by a flip of the input (every channel) and by a transpose
+    for the turned channels (scratches, dust) only, as text and blotches average flips alone."""
+    from archive_restore.masks import net as netmod
+
+    torch.manual_seed(6)
+    x = torch.rand(2, 3, 24, 24)
+    point = torch.nn.Conv2d(3, 4, 1)
+    with torch.no_grad():
+        assert torch.allclose(netmod.view_average(point, x), point(x), atol=1e-4)
+        conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        a = netmod.view_average(conv, x)
+        assert torch.allclose(a, netmod.view_average(conv, x.flip(3)).flip(3), atol=1e-4)
+        assert torch.allclose(a, netmod.view_average(conv, x.flip(2)).flip(2), atol=1e-4)
+        t = netmod.view_average(conv, x.transpose(2, 3)).transpose(2, 3)
+        assert torch.allclose(a[:, :2], t[:, :2], atol=1e-4)
+        assert not torch.allclose(a[:, 2:], t[:, 2:], atol=1e-3)
+        assert not torch.allclose(a, conv(x), atol=1e-3)
+
+
+def test_self_distillation_starts_from_the_teacher(tmp_path, monkeypatch):
+    """``distill(views="dihedral")`` with a unet_ctx_split teacher: the student starts as the
+    teacher's copy (rate 0 leaves it exactly so) and learns toward its view average (a rate
+    moves it); an unknown view set is refused."""
+    from archive_restore.masks import net as netmod
+
+    torch.manual_seed(7)
+    teacher = netmod.SplitDecoderDetector.from_context(netmod.ContextDetector())
+    torch.save({"net": teacher.state_dict(), "step": 9, "arch": "unet_ctx_split"}, tmp_path / "t.pt")
+    _training_photos(tmp_path, monkeypatch, seed=9)
+    kw = dict(minutes=0.0005, size=64, batch=2, root=tmp_path / "photos", views="dihedral")
+    netmod.distill(tmp_path / "still", tmp_path / "t.pt", lr=0.0, trunk_lr=0.0, **kw)
+    still = torch.load(tmp_path / "still" / "last.pt", weights_only=True)
+    assert still["views"] == "dihedral" and still["step"] == 9
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in still["net"].items())
+    netmod.distill(tmp_path / "run", tmp_path / "t.pt", workers=2, **kw)  # two processes drawing crops
+    moved = netmod.load(tmp_path / "run" / "last.pt")
+    assert not torch.equal(moved.d1a.weight, teacher.d1a.weight)
+    if not torch.cuda.is_available():  # a GPU asked for and missing: said, not a silent CPU run
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            netmod.distill(tmp_path / "gpu", tmp_path / "t.pt", device="cuda", **kw)
+        assert not (tmp_path / "gpu" / "last.pt").exists()
+    with pytest.raises(ValueError, match="views"):
+        netmod.distill(tmp_path / "bad", tmp_path / "t.pt", minutes=0.0005, size=64, batch=2, root=tmp_path / "photos", views="rot90")
+    with pytest.raises(ValueError, match="unet_ctx"):  # a split teacher without views: nothing to distil
+        netmod.distill(tmp_path / "bad2", tmp_path / "t.pt", minutes=0.0005, size=64, batch=2, root=tmp_path / "photos")
+
+
 def test_calibration_draws(tmp_path):
     """The draws thresholds are chosen on: stratified keeps portraits at FACE_SHARE; the
     balanced plain draw is the plain one with portraits thinned to that share; none holds a

@@ -44,6 +44,8 @@ Usage: python -m archive_restore.masks.net train RUN [--minutes 120] [--size 128
                                                    (unet_ctx: detector_v4 and the shipped detector_v7; unet: detector_v2)
        python -m archive_restore.masks.net distill RUN TEACHER.pt [--minutes 60] [--lr 5e-4] [--trunk-lr 1e-4] [--size 192]
                                                    [--batch 12] [--init-from STUDENT.pt]   (unet_ctx -> unet_ctx_split)
+                                                   [--views dihedral]   (unet_ctx_split -> itself, its views averaged)
+       (train and distill: [--device cpu|cuda] [--workers N], N processes drawing crops; a GPU lease needs ~one per core)
        python -m archive_restore.masks.net export RUN/last.pt OUT.onnx [--int8]
 """
 
@@ -532,6 +534,22 @@ def load_matching(net: nn.Module, weights: dict) -> dict:
     return taken
 
 
+def _device(name: str) -> torch.device:
+    """"cpu" or "cuda" as a torch device; cuda must be there (no silent fall-back to the CPU)."""
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu or cuda, not {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: no CUDA device is available to torch here")
+    return torch.device(name)
+
+
+def _autocast(dev: torch.device):
+    """bfloat16 autocast on CUDA (the losses are taken in float32); nothing on the CPU."""
+    import contextlib
+
+    return torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
+
+
 def _tick(run: Path, state: dict, step: int, ema: float, opt, t0: float, last: float, done: bool) -> float:
     """After a training step: write ``state`` to RUN/last.pt (atomically) every 250 steps and at
     the end, print progress once a minute and at the end. Returns the time of the last print."""
@@ -547,7 +565,7 @@ def _tick(run: Path, state: dict, step: int, ema: float, opt, t0: float, last: f
 def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Path = TRAIN_ROOT, lr: float = 1e-3,
           arch: str = "unet", cosine: bool = False, init_from: Path | None = None, clumped: float = 0.0,
           blown: float = 0.0, focal: float = 0.0, bright: float = 0.0, ignore: float = 0.0, steps: int = 0,
-          threads: int = 2, speckled: float = 0.0, scuffed: float = 0.0) -> None:
+          threads: int = 2, speckled: float = 0.0, scuffed: float = 0.0, device: str = "cpu", workers: int = 1) -> None:
     """Train (or resume) RUN/last.pt for ``minutes`` of wall time, or for ``steps`` steps from
     where it starts when ``steps`` > 0 (then the cosine runs over the steps, so two runs sharing
     the CPU get the same schedule); checkpoints every 250 steps.
@@ -562,15 +580,18 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
     0 = plain BCE, the shipped recipe). ``ignore``: leave damage pixels changed by this many grey
     levels or less out of the loss (``damaged_crop``; 0 = every ground-truth pixel, the shipped
     recipe). ``speckled``, ``scuffed``: the shares of crops given ``speckle`` and ``scuffs`` (0 =
-    every shipped detector up to v8). ``threads``: torch's intra-op threads."""
+    every shipped detector up to v8). ``threads``: torch's intra-op threads. ``device``: "cpu" or
+    "cuda" (a GPU lease: bfloat16 autocast, checkpoints load on either); ``workers``: processes
+    drawing the damaged crops (one is enough for the CPU; a GPU needs about one per core)."""
     torch.set_num_threads(threads)
+    dev = _device(device)
     run.mkdir(parents=True, exist_ok=True)
     files = training_files(root)
     print(f"{len(files)} training photos (harness and calibration photos held out)", flush=True)
     ck = run / "last.pt"
-    state = torch.load(ck, weights_only=True) if ck.exists() else None
+    state = torch.load(ck, weights_only=True, map_location="cpu") if ck.exists() else None
     arch = state.get("arch", "unet") if state else arch
-    net = ARCHS[arch]()
+    net = ARCHS[arch]().to(dev)
     opt = torch.optim.Adam(net.parameters(), lr)
     step = 0
     if state:
@@ -599,7 +620,8 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
           f" clumped grain {clumped}, blown {blown}, blown bright {bright}, focal gamma {focal}, ignore <= {ignore} levels,"
           f" speckled {speckled}, scuffed {scuffed}", flush=True)
     looks = {k: v for k, v in recipe.items() if k != "focal"}
-    loader = torch.utils.data.DataLoader(Crops(files, size, step, **looks), batch_size=batch, num_workers=1)
+    loader = torch.utils.data.DataLoader(Crops(files, size, step, **looks), batch_size=batch, num_workers=max(1, workers),
+                                         pin_memory=dev.type == "cuda")
     t0 = last = time.monotonic()
     start = step
     ema = None
@@ -608,7 +630,10 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
             frac = min(1.0, (step - start) / steps if steps else (time.monotonic() - t0) / (minutes * 60))
             for g in opt.param_groups:
                 g["lr"] = lr * cosine_factor(frac)
-        loss = focal_bce(net(x), y, focal)
+        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+        with _autocast(dev):
+            logits = net(x)
+        loss = focal_bce(logits.float(), y, focal)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -623,7 +648,7 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
 
 def distill(run: Path, teacher_ckpt: Path, minutes: float, size: int = 192, batch: int = 12, root: Path = TRAIN_ROOT,
             lr: float = 5e-4, trunk_lr: float = 1e-4, clumped: float = 0.25, bright: float = 0.2, threads: int = 2,
-            clip: float = 8.0, init_from: Path | None = None) -> None:
+            clip: float = 8.0, init_from: Path | None = None, views: str = "", device: str = "cpu", workers: int = 1) -> None:
     """Train (or resume) RUN/last.pt, a ``SplitDecoderDetector`` built from the ``ContextDetector``
     checkpoint ``teacher_ckpt`` (``from_context``), for ``minutes`` of wall time, by mean squared
     error between the student's and the teacher's logits, both clipped to [-``clip``, ``clip``]
@@ -633,17 +658,30 @@ def distill(run: Path, teacher_ckpt: Path, minutes: float, size: int = 192, batc
     looks (``Crops``; ``clumped``, ``bright``: detector_v7's last stage), held-out photos
     excluded; ground truth is not used. ``init_from``: a new run starts from that student
     checkpoint's weights where names and shapes match (a fresh optimizer). Checkpoints every 250
-    steps carry the teacher's step as "step" and the distillation's as "distill_step"."""
+    steps carry the teacher's step as "step" and the distillation's as "distill_step".
+
+    ``views`` "dihedral" (self-distillation, session 27): the teacher may be a ``SplitDecoderDetector``
+    too, and then the student starts as its copy; the target is the teacher's probability averaged
+    over views of the crop (``view_average``: the 8 flips and transposes for the scratches and dust
+    channels, the 4 flips for text and blotches, which it has not seen turned), so the student
+    learns the agreement of its own views in one pass. ``device``, ``workers``: as ``train``'s."""
     torch.set_num_threads(threads)
+    dev = _device(device)
     run.mkdir(parents=True, exist_ok=True)
     tstate = torch.load(teacher_ckpt, weights_only=True, map_location="cpu")
     teacher = from_state(tstate, teacher_ckpt)
-    if not isinstance(teacher, ContextDetector) or isinstance(teacher, SplitDecoderDetector):
-        raise ValueError(f"{teacher_ckpt}: the teacher must be a unet_ctx checkpoint")
+    if views not in ("", "dihedral"):
+        raise ValueError(f"views must be '' or 'dihedral', not {views!r}")
+    own = views and isinstance(teacher, SplitDecoderDetector)
+    if not own and (not isinstance(teacher, ContextDetector) or isinstance(teacher, SplitDecoderDetector)):
+        raise ValueError(f"{teacher_ckpt}: the teacher must be a unet_ctx checkpoint (or unet_ctx_split with views)")
+    net = from_state(tstate, teacher_ckpt).train() if own else None
     for q in teacher.parameters():
         q.requires_grad_(False)
     tstep = int(tstate.get("step", 0))
-    net = SplitDecoderDetector.from_context(teacher)
+    if net is None:
+        net = SplitDecoderDetector.from_context(teacher)
+    teacher, net = teacher.to(dev), net.to(dev)
     decoder = ("d2a", "d2b", "d1a", "d1b", "d1c", "out")
     groups = [{"params": [q for n, q in net.named_parameters() if n.split(".")[0] in decoder], "base": lr},
               {"params": [q for n, q in net.named_parameters() if n.split(".")[0] not in decoder], "base": trunk_lr}]
@@ -651,7 +689,7 @@ def distill(run: Path, teacher_ckpt: Path, minutes: float, size: int = 192, batc
     ck = run / "last.pt"
     step = 0
     if ck.exists():
-        state = torch.load(ck, weights_only=True)
+        state = torch.load(ck, weights_only=True, map_location="cpu")
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         step = int(state["distill_step"])
@@ -661,16 +699,19 @@ def distill(run: Path, teacher_ckpt: Path, minutes: float, size: int = 192, batc
     print(f"student {sum(q.numel() for q in net.parameters())} parameters, from distillation step {step}", flush=True)
     net.train()
     loader = torch.utils.data.DataLoader(Crops(training_files(root), size, 10_000_000 + step, clumped=clumped, bright=bright),
-                                         batch_size=batch, num_workers=1)
+                                         batch_size=batch, num_workers=max(1, workers), pin_memory=dev.type == "cuda")
     t0 = last = time.monotonic()
     ema = None
     for x, _ in loader:
         frac = min(1.0, (time.monotonic() - t0) / (minutes * 60))
         for g, spec in zip(opt.param_groups, groups):
             g["lr"] = spec["base"] * cosine_factor(frac)
-        with torch.no_grad():
-            target = teacher(x).clamp(-clip, clip)
-        loss = F.mse_loss(net(x).clamp(-clip, clip), target)
+        x = x.to(dev, non_blocking=True)
+        with torch.no_grad(), _autocast(dev):
+            target = (view_average(teacher, x) if views else teacher(x)).float().clamp(-clip, clip)
+        with _autocast(dev):
+            out = net(x)
+        loss = F.mse_loss(out.float().clamp(-clip, clip), target)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -678,10 +719,38 @@ def distill(run: Path, teacher_ckpt: Path, minutes: float, size: int = 192, batc
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         done = time.monotonic() - t0 > minutes * 60
         last = _tick(run, {"net": net.state_dict(), "opt": opt.state_dict(), "step": tstep, "teacher_step": tstep, "distill_step": step,
-                           "arch": "unet_ctx_split", "teacher": str(teacher_ckpt), "clumped": clumped, "bright": bright},
+                           "arch": "unet_ctx_split", "teacher": str(teacher_ckpt), "clumped": clumped, "bright": bright, "views": views},
                      step, ema, opt, t0, last, done)
         if done:
             break
+
+
+# the views of a square crop that ``view_average`` averages, as (transpose, flip rows, flip columns);
+# each is its own inverse once transposed back
+DIHEDRAL = [(t, fr, fc) for t in (False, True) for fr in (False, True) for fc in (False, True)]
+TURNED_CHANNELS = (0, 1)  # scratches and dust: no preferred orientation; text and blotches (2, 3) keep
+# to the flips (text turned a quarter is not what the network learned, and scored .74 F1 averaged so)
+
+
+def view_average(net: nn.Module, x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """x: (N,3,S,S) RGB in [0,1] -> (N,4,S,S) logits of ``net``'s probability averaged over views
+    of x: all 8 ``DIHEDRAL`` views for ``TURNED_CHANNELS``, the 4 without a transpose for the others."""
+    turned, flips = [], []
+    for t, fr, fc in DIHEDRAL:
+        v = x.transpose(2, 3) if t else x
+        dims = [d for d, on in ((2, fr), (3, fc)) if on]
+        v = v.flip(dims) if dims else v
+        p = torch.sigmoid(net(v).float())
+        p = p.flip(dims) if dims else p
+        p = p.transpose(2, 3) if t else p
+        turned.append(p)
+        if not t:
+            flips.append(p)
+    p8, p4 = torch.stack(turned).mean(0), torch.stack(flips).mean(0)
+    keep = torch.zeros(1, p8.shape[1], 1, 1, dtype=torch.bool)
+    keep[:, list(TURNED_CHANNELS)] = True
+    p = torch.where(keep, p8, p4).clamp(eps, 1 - eps)
+    return torch.log(p) - torch.log1p(-p)
 
 
 def load(ckpt: Path) -> nn.Module:
@@ -788,19 +857,20 @@ def main(argv: list[str]) -> None:
     if not argv or "-h" in argv or "--help" in argv or (len(argv) > 1 and argv[1].startswith("-")):
         raise SystemExit(__doc__)  # usage, never a run into a folder named like an option
     opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch", "--data", "--lr", "--arch", "--init-from", "--clumped-grain", "--blown", "--focal",
-                                                 "--blown-bright", "--ignore", "--steps", "--threads", "--trunk-lr", "--speckle", "--scuffs") if k in argv}
+                                                 "--blown-bright", "--ignore", "--steps", "--threads", "--trunk-lr", "--speckle", "--scuffs", "--views", "--device", "--workers") if k in argv}
     if argv and argv[0] == "train":
         train(Path(argv[1]), float(opt.get("--minutes", 120)), int(opt.get("--size", 128)), int(opt.get("--batch", 16)),
               Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 1e-3)), opt.get("--arch", "unet"), "--cosine" in argv,
               Path(opt["--init-from"]) if "--init-from" in opt else None, float(opt.get("--clumped-grain", 0.0)),
               float(opt.get("--blown", 0.0)), float(opt.get("--focal", 0.0)), float(opt.get("--blown-bright", 0.0)),
               float(opt.get("--ignore", 0.0)), int(opt.get("--steps", 0)), int(opt.get("--threads", 2)),
-              float(opt.get("--speckle", 0.0)), float(opt.get("--scuffs", 0.0)))
+              float(opt.get("--speckle", 0.0)), float(opt.get("--scuffs", 0.0)), opt.get("--device", "cpu"), int(opt.get("--workers", 1)))
     elif argv and argv[0] == "distill":
         distill(Path(argv[1]), Path(argv[2]), float(opt.get("--minutes", 60)), int(opt.get("--size", 192)), int(opt.get("--batch", 12)),
                 Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 5e-4)), float(opt.get("--trunk-lr", 1e-4)),
                 float(opt.get("--clumped-grain", 0.25)), float(opt.get("--blown-bright", 0.2)), int(opt.get("--threads", 2)),
-                init_from=Path(opt["--init-from"]) if "--init-from" in opt else None)
+                init_from=Path(opt["--init-from"]) if "--init-from" in opt else None, views=opt.get("--views", ""),
+                device=opt.get("--device", "cpu"), workers=int(opt.get("--workers", 1)))
     elif argv and argv[0] == "export":
         export(Path(argv[1]), Path(argv[2]), "--int8" in argv)
     else:
