@@ -76,49 +76,92 @@ def shown(name: str) -> str:
 
 class InFlight:
     """What the images in flight are doing, for a person watching a long one: the oldest one's
-    stage as one short line (``line``, for the TTY's progress bar), and, where there is no TTY
-    (a log file), a heartbeat line through ``echo`` at most every ``every`` seconds while an
-    image has been in flight that long, so a 150 MP scan does not leave the log silent for
-    minutes. ``update`` is called from the run's worker threads."""
+    stage as one short line (``line``: the TTY's progress bar renders it at each refresh, so its
+    seconds keep counting), and, where there is no TTY (a log file), a heartbeat through
+    ``echo``: between ``start`` and ``stop`` a thread writes the oldest image's line every
+    ``every`` seconds while that image has been in flight that long (``beat``), so a 150 MP scan
+    does not leave the log silent for minutes, whichever stage it is in. ``update`` and ``done``
+    are called from the run's worker threads."""
 
-    def __init__(self, echo=None, every: float = 30.0) -> None:
+    def __init__(self, echo=None, every: float = 30.0, clock=time.monotonic) -> None:
         import threading
 
         self._lock = threading.Lock()
         self._now: dict[str, tuple[float, str, float]] = {}  # rel -> (started, stage, share done)
-        self._echo, self._every = echo, every
-        self._last = time.monotonic()
+        self._echo, self._every, self._clock = echo, every, clock
+        self._last = clock()
+        self._halt = threading.Event()
+        self._thread: "threading.Thread | None" = None
 
     def update(self, rel: str, stage: str, share: float) -> None:
-        now = time.monotonic()
         with self._lock:
-            started = self._now.get(rel, (now,))[0]
+            started = self._now.get(rel, (self._clock(),))[0]
             self._now[rel] = (started, stage, share)
-            if self._echo is None or now - self._last < self._every or now - started < self._every:
-                return
-            self._last = now
-            text = self._describe(rel, now)
-        self._echo(f"  ... {text}")
 
     def done(self, rel: str) -> None:
         with self._lock:
             self._now.pop(rel, None)
 
     def line(self) -> str:
-        """The oldest image in flight, e.g. ``box1/a.tif: detecting 40 % (75 s)``; "" when none."""
+        """The oldest image in flight, e.g. ``box1/a.tif: detecting 40% (75 s)``; "" when none."""
         with self._lock:
-            if not self._now:
-                return ""
-            rel = min(self._now, key=lambda r: self._now[r][0])
-            return self._describe(rel, time.monotonic())
+            return self._oldest(self._clock())[1]
 
-    def _describe(self, rel: str, now: float) -> str:
+    def beat(self) -> None:
+        """Echo the oldest image's line if it has been in flight ``every`` seconds and no line
+        went out in the last ``every`` seconds."""
+        with self._lock:
+            now = self._clock()
+            age, text = self._oldest(now)
+            if not text or age < self._every or now - self._last < self._every:
+                return
+            self._last = now
+        self._echo(f"  ... {text}")
+
+    def start(self) -> None:
+        import threading
+
+        if self._echo is not None and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._halt.wait(min(5.0, self._every)):
+            try:
+                self.beat()
+            except Exception:
+                pass  # a closed log must not end the run
+
+    def _oldest(self, now: float) -> tuple[float, str]:
+        """(seconds in flight, its line) of the oldest image; (0, "") when none. Under the lock."""
+        if not self._now:
+            return 0.0, ""
+        rel = min(self._now, key=lambda r: self._now[r][0])
         started, stage, share = self._now[rel]
         name = shown(rel)
         if len(name) > 40:
             name = "..." + name[-37:]
         done = f" {share:.0%}" if stage in ("detecting", "filling") else ""
-        return f"{name}: {stage}{done} ({now - started:.0f} s)"
+        return now - started, f"{name}: {stage}{done} ({now - started:.0f} s)"
+
+
+def _now_column(inflight: InFlight):
+    """A rich progress column showing ``inflight.line()`` as plain text (a file name is not
+    markup), read at each refresh of the bar and cut with an ellipsis where the terminal ends."""
+    from rich.progress import ProgressColumn
+    from rich.table import Column
+    from rich.text import Text
+
+    class NowColumn(ProgressColumn):
+        def render(self, task) -> Text:  # noqa: ARG002
+            return Text(inflight.line(), no_wrap=True, overflow="ellipsis")
+
+    return NowColumn(table_column=Column(no_wrap=True, overflow="ellipsis"))  # one line on a narrow terminal
 
 
 def _note_ignored(ignored: dict[str, int]) -> None:
@@ -222,38 +265,34 @@ def folder_cmd(
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 TextColumn("{task.fields[failed]} failed"),
-                TextColumn("{task.fields[now]}", markup=False),  # a file name is not markup
+                _now_column(inflight),
             )
             prog.start()
             state["prog"] = prog
-            state["task"] = prog.add_task("restore", total=summary.total, rate="-", failed=0, now="")
+            state["task"] = prog.add_task("restore", total=summary.total, rate="-", failed=0)
             state["t0"] = time.perf_counter()
-
-    def on_activity(rel: str, stage: str, share: float) -> None:
-        inflight.update(rel, stage, share)
-        if "prog" in state:
-            state["prog"].update(state["task"], now=inflight.line())
 
     def on_progress(rec, summary) -> None:
         inflight.done(rec["input"])
         if "prog" in state:
             rate = summary.done / max(1e-9, time.perf_counter() - state["t0"])
-            state["prog"].update(state["task"], completed=summary.done, rate=f"{rate:.2f}", failed=summary.counts.get("failed", 0),
-                                 now=inflight.line())
+            state["prog"].update(state["task"], completed=summary.done, rate=f"{rate:.2f}", failed=summary.counts.get("failed", 0))
         else:
             extra = f": {rec['error']}" if rec.get("error") else ""
             typer.echo(f"[{summary.done}/{summary.total}] {rec['status']} {shown(rec['input'])} ({rec['timings'].get('total', 0):.2f} s){extra}", err=rec["status"] == "failed")
 
+    inflight.start()
     try:
         summary = restore_folder(
             input_dir, out_dir, auto_mask=auto_mask, masks_dir=masks, mask_cfg=mask_cfg, runtime=runtime,
-            force=force, model_path=model, progress=on_progress, on_start=on_start, activity=on_activity,
+            force=force, model_path=model, progress=on_progress, on_start=on_start, activity=inflight.update,
         )
     except UsageError as exc:
         fail(str(exc), 2)
     except (RuntimeUnavailable, OutputError) as exc:
         fail(str(exc), 1)
     finally:
+        inflight.stop()
         if "prog" in state:
             state["prog"].stop()
     c = summary.counts
@@ -488,20 +527,16 @@ def masks_cmd(
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             prog = Progress(TextColumn("[bold]masking"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
-                            TimeRemainingColumn(), TextColumn("{task.fields[now]}", markup=False), console=console)
+                            TimeRemainingColumn(), _now_column(inflight), console=console)
             prog.start()
-            state["prog"], state["task"] = prog, prog.add_task("masks", total=total, now="")
+            state["prog"], state["task"] = prog, prog.add_task("masks", total=total)
 
-    def on_activity(rel: str, stage: str, share: float) -> None:
-        inflight.update(rel, stage, share)
-        if "prog" in state:
-            state["prog"].update(state["task"], now=inflight.line())
-
+    inflight.start()
     try:
-        for job in write_masks(src, dst, cfg, force=force, ignored=ignored, on_start=on_start, activity=on_activity):
+        for job in write_masks(src, dst, cfg, force=force, ignored=ignored, on_start=on_start, activity=inflight.update):
             inflight.done(job.rel)
             if "prog" in state:
-                state["prog"].update(state["task"], advance=1, now=inflight.line())
+                state["prog"].update(state["task"], advance=1)
             if job.error:
                 failed += 1
                 if "prog" in state:  # above the live bar, unwrapped
@@ -514,6 +549,7 @@ def masks_cmd(
                 done += 1
                 console.print(f"{shown(job.rel)}: {job.flagged * 100:.2f}% flagged {job.kind_pixels}", highlight=False, markup=False)
     finally:
+        inflight.stop()
         if "prog" in state:
             state["prog"].stop()
     if not done and not failed and not kept:

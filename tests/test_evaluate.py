@@ -79,6 +79,53 @@ def test_run_evaluation_grain_column_raises_the_flat_fills_texture():
     assert "model+grain" not in rep0["methods"] and rep0["kinds"]["blotches"]["end_to_end"]["method"] == "model"
 
 
+def test_write_masks_says_how_many_and_what_each_scan_is_doing(tmp_path):
+    """``write_masks(on_start=, activity=)``: the count of scans before the first, then per scan
+    "reading" and "detecting" shares rising to 1 (a broken file is read, then fails)."""
+    from archive_restore.masks.batch import write_masks
+
+    src = tmp_path / "scans"
+    src.mkdir()
+    for i in range(2):
+        Image.fromarray(_img(i)).save(src / f"{i}.png")
+    (src / "broken.png").write_bytes(b"not an image")
+    totals, seen = [], {}
+    jobs = list(write_masks(src, tmp_path / "m", MaskConfig(), on_start=totals.append,
+                            activity=lambda rel, stage, share: seen.setdefault(rel, []).append((stage, share))))
+    assert totals == [3] and len(jobs) == 3
+    for rel in ("0.png", "1.png"):
+        assert seen[rel][0] == ("reading", 0.0) and seen[rel][1] == ("detecting", 0.0) and seen[rel][-1] == ("detecting", 1.0)
+    assert seen["broken.png"] == [("reading", 0.0)]
+
+
+def test_cli_masks_on_a_terminal_shows_a_bar_and_plain_names(tmp_path, monkeypatch):
+    """``restore masks`` on a terminal: a bar with the count, each scan's line and the broken
+    file's error above it; a name with markup brackets is printed as it is."""
+    import io
+
+    import rich.console
+
+    buf = io.StringIO()
+
+    class TTY(rich.console.Console):
+        def __init__(self, *args, **kw):
+            kw.pop("stderr", None)
+            super().__init__(*args, file=buf, force_terminal=True, width=200, **kw)
+
+    monkeypatch.setattr(rich.console, "Console", TTY)
+    src = tmp_path / "scans"
+    src.mkdir()
+    Image.fromarray(_img(1)).save(src / "[bold]a.png")
+    Image.fromarray(_img(2)).save(src / "b.png")
+    (src / "broken.png").write_bytes(b"not an image")
+    res = CliRunner().invoke(app, ["masks", str(src), "--out", str(tmp_path / "m")])
+    out = buf.getvalue()
+    assert res.exit_code == 1
+    assert "masking" in out and "3/3" in out
+    assert "[bold]a.png: " in out and "b.png: " in out and "error: broken.png: not a readable image" in out
+    assert "2 masks written" in res.output
+
+
 def test_cli_masks_and_evaluate(tmp_path):
     src = tmp_path / "scans"
     (src / "a").mkdir(parents=True)

@@ -348,8 +348,9 @@ def test_detect_adds_what_only_the_coarse_level_found_not_a_fatter_copy_of_nativ
 
 
 def test_detect_reports_progress_over_both_levels(monkeypatch):
-    """``detect(progress=...)`` on a soft scan with a coarse level at 1/2: the native level's
-    work is 4/5 of the whole (its pixels), the level's the last 1/5; shares rise to 1."""
+    """``detect(progress=...)`` on a soft scan with a coarse level at 1/2: the native pass is 4/5
+    of the work, the level the last 1/5; on a sharp scan of the same size (no level) the native
+    pass's 4/5 is followed by 1; with scales native the native pass is the whole."""
     import archive_restore.masks as masks_mod
 
     soft = cv2.resize(_clean(64, 96, seed=3), (768, 512), interpolation=cv2.INTER_CUBIC)
@@ -366,6 +367,12 @@ def test_detect_reports_progress_over_both_levels(monkeypatch):
     seen.clear()
     detect(soft, MaskConfig(scales="native"), progress=seen.append)
     assert seen == [0.5, 1.0]
+    noise = np.random.default_rng(0).integers(-60, 61, soft.shape[:2])[..., None]
+    sharp = np.clip(soft.astype(int) + noise, 0, 255).astype(np.uint8)  # detail at the scan's own pixels: no coarse level
+    assert masks_mod.coarse_level(sharp) is None
+    seen.clear()
+    detect(sharp, MaskConfig(), progress=seen.append)
+    assert seen == pytest.approx([0.4, 0.8, 1.0])
 
 
 def test_a_few_crisp_specks_do_not_make_a_flat_soft_scan_look_sharp():

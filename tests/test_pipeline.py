@@ -281,7 +281,7 @@ def test_activity_follows_each_image_through_its_stages(tmp_path, monkeypatch):
     assert summary.counts["restored"] == len(items) == len(seen)
     for rel, steps in seen.items():
         stages = [st for st, _ in steps]
-        order = list(dict.fromkeys(stages))
+        order = [st for i, st in enumerate(stages) if i == 0 or stages[i - 1] != st]  # repeats collapsed, returns kept
         assert order == ["reading", "detecting", "filling", "writing"], (rel, steps)
         assert [f for st, f in steps if st == "detecting"] == [0.0, 0.5, 1.0]
         fills = [f for st, f in steps if st == "filling"]
@@ -296,27 +296,50 @@ def test_activity_follows_each_image_through_its_stages(tmp_path, monkeypatch):
 
 
 def test_in_flight_line_and_heartbeat():
-    """``cli.InFlight``: the line names the oldest image in flight with its stage and share;
-    without a TTY a heartbeat line goes out once an image has been in flight ``every`` seconds,
-    and not again within ``every``; a name's control characters are escaped, a long name cut."""
+    """``cli.InFlight``: the line names the oldest image in flight with its stage, share and
+    seconds; a heartbeat goes out once the oldest image has been in flight ``every`` seconds,
+    then not again within ``every`` (whatever the image is doing); a name's control characters
+    are escaped, a long name cut; start/stop run and end the heartbeat thread."""
     from archive_restore.cli import InFlight
 
+    t = [0.0]
     said: list[str] = []
-    fl = InFlight(echo=said.append, every=0.0)
+    fl = InFlight(echo=said.append, every=30.0, clock=lambda: t[0])
     fl.update("a\nb.tif", "detecting", 0.4)
+    t[0] = 5.0
     fl.update("c.tif", "reading", 0.0)
-    assert fl.line().startswith("a\\nb.tif: detecting 40% (")
-    assert said and said[0].startswith("  ... a\\nb.tif: detecting 40%")
+    assert fl.line() == "a\\nb.tif: detecting 40% (5 s)"
+    t[0] = 29.0
+    fl.beat()
+    assert said == []
+    t[0] = 31.0
+    fl.beat()
+    assert said == ["  ... a\\nb.tif: detecting 40% (31 s)"]
+    t[0] = 50.0
+    fl.beat()
+    assert len(said) == 1  # not again within 30 s
+    t[0] = 62.0
+    fl.beat()
+    assert said[-1] == "  ... a\\nb.tif: detecting 40% (62 s)"
     fl.done("a\nb.tif")
-    assert fl.line().startswith("c.tif: reading (")
+    assert fl.line() == "c.tif: reading (57 s)"
     fl.done("c.tif")
     assert fl.line() == ""
+    t[0] = 200.0
+    fl.beat()
+    assert len(said) == 2  # nothing in flight, nothing said
     fl.update("x" * 60 + ".tif", "filling", 1.0)
-    assert fl.line().startswith("...") and "filling 100%" in fl.line() and len(fl.line().split(":")[0]) == 40
-    quiet: list[str] = []
-    slow = InFlight(echo=quiet.append, every=3600.0)
-    slow.update("a.tif", "detecting", 0.1)
-    assert quiet == [] and slow.line().startswith("a.tif: detecting 10%")
+    assert fl.line().startswith("...x") and fl.line().endswith("filling 100% (0 s)") and len(fl.line().split(":")[0]) == 40
+    live: list[str] = []
+    ticking = InFlight(echo=live.append, every=0.05)
+    ticking.update("slow.tif", "writing", 0.0)
+    ticking.start()
+    time.sleep(0.5)
+    ticking.stop()
+    n = len(live)
+    assert n >= 1 and live[0].startswith("  ... slow.tif: writing (")
+    time.sleep(0.2)
+    assert len(live) == n  # stopped
 
 
 def test_out_inside_input_and_missing_mask_source_refused(tmp_path):

@@ -1,6 +1,6 @@
 """Automatic damage detection: image -> bool mask, per damage kind.
 
-Public entry point: ``detect(image, cfg) -> MaskResult``. Two detectors, chosen by
+Public entry point: ``detect(image, cfg, progress=None) -> MaskResult``. Two detectors, chosen by
 ``MaskConfig.detector``: "rules", one OpenCV module per kind (scratches/cracks, dust, text,
 blotches) tiled by ``combine``; "learned", the small network of ``net`` run from its ONNX
 export by ``learned`` (the shipped graph, or ``MaskConfig.detector_graph``). Both give
@@ -159,9 +159,10 @@ def detect(image: np.ndarray, cfg: MaskConfig = MaskConfig(), progress: Callable
 
     Returns the united mask grown by ``cfg.dilate`` px and the (undilated) pixel count per
     kind. Grey scans arrive as three equal channels. Raises ValueError on bad input or config.
-    ``progress``: called, in this thread, with the share of the work done (0..1], the pixels
-    run through the network at both levels (the learned detector: after each tile; the rules:
-    after each level), so a person waiting on a 150 MP scan sees it move.
+    ``progress``: called, in this thread, with the share of the work done (0..1, rising, ending
+    at 1): the native pass is 4/5 of it when a coarse level is possible and the level the rest
+    (the learned detector reports after each tile, the rules after each level), so a person
+    waiting on a 150 MP scan sees it move.
 
     Why a coarse level: the detectors see damage as it looks on the ~256 px photos they learned
     and were tuned on. The same damaged print scanned at 2x the resolution has scratches,
@@ -179,13 +180,17 @@ def detect(image: np.ndarray, cfg: MaskConfig = MaskConfig(), progress: Callable
         raise ValueError("a detector graph is run by the learned detector only (detector='learned')")
     _check_scales(cfg.scales)  # before the native pass, not after it
     shape = image.shape[:2]
-    level = coarse_level(image, cfg.scales)
-    native_share = 1.0 if level is None else 1.0 / (1.0 + 1.0 / level[0] ** 2)
+    # the share of the work reported for the native pass: with a level possible (s >= 2, a
+    # quarter of the pixels or less) 4/5, and 1 at the end when there turns out to be none
+    native_share = 0.8 if cfg.scales == "auto" and min(shape) >= 2 * LEVEL_MIN_SIDE else 1.0
 
     def part(start: float, share: float) -> Callable[[float], None] | None:
         return None if progress is None else (lambda f: progress(start + share * f))
 
     kinds = _detect_kinds(image, cfg, part(0.0, native_share))
+    level = coarse_level(image, cfg.scales)  # after the native pass: its shrunk scan is not held through it
+    if level is None and native_share < 1.0 and progress is not None:
+        progress(1.0)
     if level is not None:
         s, small = level
         found = {k: enlarge(m, s, shape) for k, m in _detect_kinds(small, cfg, part(native_share, 1.0 - native_share)).items()
