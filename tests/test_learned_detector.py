@@ -637,6 +637,32 @@ def test_focal_loss_is_bce_at_zero_and_weights_the_hard_pixels():
     assert focal_bce(hard, one, 2.0) > 0.99 * F.binary_cross_entropy_with_logits(hard, one)  # clean pixel called damage
 
 
+def test_turned_crops_are_a_view_of_the_same_crop_and_its_damage():
+    """``damaged_crop(..., turned=1)``: the crop and its targets are one of the 7 other views
+    (quarter turns, mirrored or not) of the crop drawn without it from the same seed (the turn
+    draws its numbers last), crop and targets turned alike; over seeds several views occur."""
+    y, x = np.mgrid[0:200, 0:240].astype(np.float32)
+    photo = np.stack([100 + 60 * np.sin(x / 23) * np.cos(y / 31), 90 + 0.3 * x, 120 + 0.2 * y], -1).astype(np.uint8)
+
+    def views(a: np.ndarray, axes: tuple[int, int]) -> list[np.ndarray]:
+        out = []
+        for k in range(4):
+            r = np.rot90(a, k, axes=axes)
+            out += [r, np.flip(r, axis=axes[1])]
+        return out
+
+    used, damaged = set(), 0
+    for seed in range(12):
+        a, ta = damaged_crop(photo, np.random.default_rng(seed), 96, clean_share=0.0)
+        b, tb = damaged_crop(photo, np.random.default_rng(seed), 96, clean_share=0.0, turned=1.0)
+        assert b.flags["C_CONTIGUOUS"] and tb.flags["C_CONTIGUOUS"]
+        damaged += bool(tb.any())
+        match = [i for i, (v, tv) in enumerate(zip(views(a, (0, 1)), views(ta, (1, 2)))) if (v == b).all() and (tv == tb).all()]
+        assert match and 0 not in match, seed  # a view, never the crop as it was
+        used.update(match)
+    assert len(used) >= 4 and damaged >= 6  # the targets were checked on damaged crops too
+
+
 def test_ignore_band_leaves_faint_damage_out_of_the_loss():
     """``damaged_crop(..., ignore=T)``: the same crop and the same damage as without it (no extra
     random numbers), but damage pixels changed by T levels or less are ``IGNORE`` (and only

@@ -40,7 +40,7 @@ quantization), about twice as fast on the CPU.
 Usage: python -m archive_restore.masks.net train RUN [--minutes 120] [--size 128] [--batch 16] [--data DIR] [--lr 1e-3]
                                                    [--arch unet|s2d|unet_ctx] [--cosine] [--init-from CKPT] [--clumped-grain 0.25]
                                                    [--blown 0.15] [--blown-bright 0.2] [--focal 2] [--ignore 8]
-                                                   [--steps N] [--threads 2] [--speckle 0.3] [--scuffs 0.3]
+                                                   [--steps N] [--threads 2] [--speckle 0.3] [--scuffs 0.3] [--turned 0.5]
                                                    (unet_ctx: detector_v4 and the shipped detector_v7; unet: detector_v2)
        python -m archive_restore.masks.net distill RUN TEACHER.pt [--minutes 60] [--lr 5e-4] [--trunk-lr 1e-4] [--size 192]
                                                    [--batch 12] [--init-from STUDENT.pt]   (unet_ctx -> unet_ctx_split)
@@ -308,7 +308,7 @@ class Probabilities(nn.Module):
 
 def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_share: float = 0.35,
                  clumped: float = 0.0, blown: float = 0.0, bright: float = 0.0, ignore: float = 0.0,
-                 speckled: float = 0.0, scuffed: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                 speckled: float = 0.0, scuffed: float = 0.0, turned: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One training pair from a (H,W,3) uint8 photo: (size,size,3) uint8 and (4,size,size) bool
     targets (``CHANNELS`` order); with ``ignore`` > 0, uint8 targets in {0, 1, ``IGNORE``}: a
     damage pixel the damage changed by ``ignore`` grey levels or less (in every channel) is
@@ -324,7 +324,10 @@ def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_sha
     highlights over-exposed (``blown_bright``); ``speckled``: the share of crops, clean or
     damaged, given ``speckle`` (dense fine specks, labelled dust) before the clumped grain;
     ``scuffed``: the share given ``scuffs`` (a field of short fine scratches, labelled scratches)
-    before that. All 0 in v4's recipe; detector_v7's last stages used clumped 0.25 and bright 0.2."""
+    before that. ``turned``: the share of crops given one of the 7 other views of the square
+    (quarter turns, each mirrored or not), crop and targets alike, last: scans come turned, and
+    v8, trained without it, scores a scratch by which way it runs (session 27). All 0 in v4's
+    recipe; detector_v7's last stages used clumped 0.25 and bright 0.2."""
     if rng.random() < 0.35:
         f = rng.uniform(1.0, 2.0)
         img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
@@ -363,7 +366,14 @@ def damaged_crop(img: np.ndarray, rng: np.random.Generator, size: int, clean_sha
         if faint is not None:
             t[target & faint[crop]] = IGNORE
         target = t
-    return np.ascontiguousarray(img[crop]), target
+    out = img[crop]
+    if turned and rng.random() < turned:  # (as for clumped above)
+        view = int(rng.integers(1, 8))
+        k, mirror = view % 4, view >= 4
+        out, target = np.rot90(out, k, axes=(0, 1)), np.rot90(target, k, axes=(1, 2))
+        if mirror:
+            out, target = out[:, ::-1], target[:, :, ::-1]
+    return np.ascontiguousarray(out), np.ascontiguousarray(target)
 
 
 def _add_grey(img: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -477,7 +487,7 @@ class Crops(torch.utils.data.IterableDataset):
 
     def __init__(self, files: list[Path], size: int, seed: int, **looks: float):
         """``looks``: ``damaged_crop``'s keyword shares (clumped, blown, bright, ignore, speckled,
-        scuffed), passed on as they are."""
+        scuffed, turned), passed on as they are."""
         self.size, self.seed, self.looks = size, seed, looks
         groups: dict[str, list[Path]] = {}
         for f in files:
@@ -565,7 +575,8 @@ def _tick(run: Path, state: dict, step: int, ema: float, opt, t0: float, last: f
 def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Path = TRAIN_ROOT, lr: float = 1e-3,
           arch: str = "unet", cosine: bool = False, init_from: Path | None = None, clumped: float = 0.0,
           blown: float = 0.0, focal: float = 0.0, bright: float = 0.0, ignore: float = 0.0, steps: int = 0,
-          threads: int = 2, speckled: float = 0.0, scuffed: float = 0.0, device: str = "cpu", workers: int = 1) -> None:
+          threads: int = 2, speckled: float = 0.0, scuffed: float = 0.0, device: str = "cpu", workers: int = 1,
+          turned: float = 0.0) -> None:
     """Train (or resume) RUN/last.pt for ``minutes`` of wall time, or for ``steps`` steps from
     where it starts when ``steps`` > 0 (then the cosine runs over the steps, so two runs sharing
     the CPU get the same schedule); checkpoints every 250 steps.
@@ -579,7 +590,8 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
     139 minutes and bright 0.2 in the final 24). ``focal``: the focal loss's gamma (``focal_bce``;
     0 = plain BCE, the shipped recipe). ``ignore``: leave damage pixels changed by this many grey
     levels or less out of the loss (``damaged_crop``; 0 = every ground-truth pixel, the shipped
-    recipe). ``speckled``, ``scuffed``: the shares of crops given ``speckle`` and ``scuffs`` (0 =
+    recipe). ``turned``: the share of crops turned and/or mirrored (``damaged_crop``; 0 = every
+    shipped detector up to v8). ``speckled``, ``scuffed``: the shares of crops given ``speckle`` and ``scuffs`` (0 =
     every shipped detector up to v8). ``threads``: torch's intra-op threads. ``device``: "cpu" or
     "cuda" (a GPU lease: bfloat16 autocast, checkpoints load on either); ``workers``: processes
     drawing the damaged crops (one is enough for the CPU; a GPU needs about one per core)."""
@@ -613,12 +625,12 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
         print(f"initialised {len(taken)}/{len(own)} tensors from {init_from} (step {step}); new: "
               + (", ".join(sorted({k.split('.')[0] for k in own if k not in taken})) or "none"), flush=True)
     recipe = {"clumped": clumped, "blown": blown, "focal": focal, "bright": bright, "ignore": ignore,
-              "speckled": speckled, "scuffed": scuffed}  # saved in checkpoints (absent: 0, v4's recipe)
+              "speckled": speckled, "scuffed": scuffed, "turned": turned}  # saved in checkpoints (absent: 0, v4's recipe)
     if state and (was := {k: float(state.get(k, 0.0)) for k in recipe}) != recipe:
         print(f"note: {ck} was trained with {was}; this run uses {recipe}", flush=True)
     print(f"arch {arch}, {sum(p.numel() for p in net.parameters()) / 1e6:.3f} M parameters, from step {step},"
           f" clumped grain {clumped}, blown {blown}, blown bright {bright}, focal gamma {focal}, ignore <= {ignore} levels,"
-          f" speckled {speckled}, scuffed {scuffed}", flush=True)
+          f" speckled {speckled}, scuffed {scuffed}, turned {turned}", flush=True)
     looks = {k: v for k, v in recipe.items() if k != "focal"}
     loader = torch.utils.data.DataLoader(Crops(files, size, step, **looks), batch_size=batch, num_workers=max(1, workers),
                                          pin_memory=dev.type == "cuda")
@@ -857,14 +869,15 @@ def main(argv: list[str]) -> None:
     if not argv or "-h" in argv or "--help" in argv or (len(argv) > 1 and argv[1].startswith("-")):
         raise SystemExit(__doc__)  # usage, never a run into a folder named like an option
     opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch", "--data", "--lr", "--arch", "--init-from", "--clumped-grain", "--blown", "--focal",
-                                                 "--blown-bright", "--ignore", "--steps", "--threads", "--trunk-lr", "--speckle", "--scuffs", "--views", "--device", "--workers") if k in argv}
+                                                 "--blown-bright", "--ignore", "--steps", "--threads", "--trunk-lr", "--speckle", "--scuffs", "--views", "--device", "--workers", "--turned") if k in argv}
     if argv and argv[0] == "train":
         train(Path(argv[1]), float(opt.get("--minutes", 120)), int(opt.get("--size", 128)), int(opt.get("--batch", 16)),
               Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 1e-3)), opt.get("--arch", "unet"), "--cosine" in argv,
               Path(opt["--init-from"]) if "--init-from" in opt else None, float(opt.get("--clumped-grain", 0.0)),
               float(opt.get("--blown", 0.0)), float(opt.get("--focal", 0.0)), float(opt.get("--blown-bright", 0.0)),
               float(opt.get("--ignore", 0.0)), int(opt.get("--steps", 0)), int(opt.get("--threads", 2)),
-              float(opt.get("--speckle", 0.0)), float(opt.get("--scuffs", 0.0)), opt.get("--device", "cpu"), int(opt.get("--workers", 1)))
+              float(opt.get("--speckle", 0.0)), float(opt.get("--scuffs", 0.0)), opt.get("--device", "cpu"), int(opt.get("--workers", 1)),
+              float(opt.get("--turned", 0.0)))
     elif argv and argv[0] == "distill":
         distill(Path(argv[1]), Path(argv[2]), float(opt.get("--minutes", 60)), int(opt.get("--size", 192)), int(opt.get("--batch", 12)),
                 Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 5e-4)), float(opt.get("--trunk-lr", 1e-4)),
