@@ -568,6 +568,9 @@ def test_view_average_is_the_mean_of_the_views():
         assert torch.allclose(a[:, :2], t[:, :2], atol=1e-4)
         assert not torch.allclose(a[:, 2:], t[:, 2:], atol=1e-3)
         assert not torch.allclose(a, conv(x), atol=1e-3)
+        # no tensor made on the CPU behind the caller's back (a GPU lease's first step)
+        meta = netmod.view_average(torch.nn.Conv2d(3, 4, 3, padding=1, device="meta"), x.to("meta"))
+        assert meta.device.type == "meta" and meta.shape == (2, 4, 24, 24)
 
 
 def test_self_distillation_starts_from_the_teacher(tmp_path, monkeypatch):

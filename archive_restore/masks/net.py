@@ -759,9 +759,9 @@ def view_average(net: nn.Module, x: torch.Tensor, eps: float = 1e-6) -> torch.Te
         if not t:
             flips.append(p)
     p8, p4 = torch.stack(turned).mean(0), torch.stack(flips).mean(0)
-    keep = torch.zeros(1, p8.shape[1], 1, 1, dtype=torch.bool)
-    keep[:, list(TURNED_CHANNELS)] = True
-    p = torch.where(keep, p8, p4).clamp(eps, 1 - eps)
+    n = len(TURNED_CHANNELS)
+    assert TURNED_CHANNELS == tuple(range(n))  # the turned channels come first: a slice, on any device
+    p = torch.cat([p8[:, :n], p4[:, n:]], 1).clamp(eps, 1 - eps)
     return torch.log(p) - torch.log1p(-p)
 
 
