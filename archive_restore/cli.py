@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import os
+import threading
 import time
 from enum import Enum
 from pathlib import Path
@@ -84,14 +85,12 @@ class InFlight:
     are called from the run's worker threads."""
 
     def __init__(self, echo=None, every: float = 30.0, clock=time.monotonic) -> None:
-        import threading
-
         self._lock = threading.Lock()
         self._now: dict[str, tuple[float, str, float]] = {}  # rel -> (started, stage, share done)
         self._echo, self._every, self._clock = echo, every, clock
         self._last = clock()
         self._halt = threading.Event()
-        self._thread: "threading.Thread | None" = None
+        self._thread: threading.Thread | None = None
 
     def update(self, rel: str, stage: str, share: float) -> None:
         with self._lock:
@@ -119,8 +118,6 @@ class InFlight:
         self._echo(f"  ... {text}")
 
     def start(self) -> None:
-        import threading
-
         if self._echo is not None and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
             self._thread.start()

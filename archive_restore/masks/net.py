@@ -545,12 +545,11 @@ def load_matching(net: nn.Module, weights: dict) -> dict:
 
 
 def _device(name: str) -> torch.device:
-    """"cpu" or "cuda" as a torch device; cuda must be there (no silent fall-back to the CPU)."""
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be cpu or cuda, not {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda: no CUDA device is available to torch here")
-    return torch.device(name)
+    """The generator's ``inpaint.train.resolve_device``: cpu, cuda (which must be there: no
+    silent fall-back to the CPU) or auto."""
+    from archive_restore.inpaint.train import resolve_device
+
+    return resolve_device(name)
 
 
 def _autocast(dev: torch.device):
@@ -687,12 +686,10 @@ def distill(run: Path, teacher_ckpt: Path, minutes: float, size: int = 192, batc
     own = views and isinstance(teacher, SplitDecoderDetector)
     if not own and (not isinstance(teacher, ContextDetector) or isinstance(teacher, SplitDecoderDetector)):
         raise ValueError(f"{teacher_ckpt}: the teacher must be a unet_ctx checkpoint (or unet_ctx_split with views)")
-    net = from_state(tstate, teacher_ckpt).train() if own else None
     for q in teacher.parameters():
         q.requires_grad_(False)
     tstep = int(tstate.get("step", 0))
-    if net is None:
-        net = SplitDecoderDetector.from_context(teacher)
+    net = from_state(tstate, teacher_ckpt) if own else SplitDecoderDetector.from_context(teacher)  # own: its copy
     teacher, net = teacher.to(dev), net.to(dev)
     decoder = ("d2a", "d2b", "d1a", "d1b", "d1c", "out")
     groups = [{"params": [q for n, q in net.named_parameters() if n.split(".")[0] in decoder], "base": lr},
