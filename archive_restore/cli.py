@@ -397,9 +397,9 @@ def train_cmd(
     dilations: Annotated[Optional[str], typer.Option("--dilations", help="gated_unet: dilation of each residual block at 1/8 resolution, comma-separated (default 2,4,8,1).")] = None,
     size: Annotated[int, typer.Option("--size", min=32, help="Training crop side in pixels.")] = 128,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Crops per step.")] = 16,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Train until this step (total, also when resuming).")] = 20000,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Train until this step (total): default 20000 for a new run; with --resume, the run's own end unless given (larger: the run goes on, its cosine stretched).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from last.pth: its weights, optimiser states, RNG, settings and --val folder (unless --val is given); --steps sets the new end.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from last.pth: its weights, optimiser states, RNG, settings and --val folder (unless --val is given) and end step (unless --steps is given).")] = False,
     sample_every: Annotated[int, typer.Option("--sample-every", min=1, help="Write samples/<step>.png every N steps.")] = 500,
     ckpt_every: Annotated[int, typer.Option("--ckpt-every", min=1, help="Checkpoint every N steps.")] = 250,
     val_dir: Annotated[Optional[Path], typer.Option("--val", exists=True, file_okay=False, help="Clean photos for validation PSNR (never trained on).")] = None,
@@ -434,14 +434,15 @@ def train_cmd(
         model_cfg = sized_config(default_config(arch), widths, dilations)
     except ValueError as exc:
         fail(str(exc), 2)
-    cfg = TrainConfig(size=size, batch=batch, steps=steps, sample_every=sample_every, ckpt_every=ckpt_every,
+    cfg = TrainConfig(size=size, batch=batch, steps=TrainConfig.steps if steps is None else steps, sample_every=sample_every, ckpt_every=ckpt_every,
                       val_every=sample_every, seed=seed, workers=workers, lr_g=lr, lr_d=lr, adv_start=adv_start,
                       w_adv=w_adv, w_tex=w_tex, bf16=not no_bf16, lr_decay=lr_decay, lr_final=lr_final)
     if lr_decay not in ("none", "cosine"):
         fail(f"--lr-decay must be none or cosine, not {lr_decay!r}", 2)
     existed = out.exists()
     try:
-        trainer = Trainer(data_dir, out, model_cfg, cfg, device=device, resume=resume, val_dir=val_dir, init_from=init_from)
+        trainer = Trainer(data_dir, out, model_cfg, cfg, device=device, resume=resume, val_dir=val_dir, init_from=init_from,
+                          keep_steps=steps is None)
     except (CheckpointError, RuntimeError, OSError, ValueError) as exc:
         if not existed and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a run that never started leaves no empty folder behind

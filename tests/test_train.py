@@ -116,6 +116,30 @@ def test_checkpoint_resume_continues_exactly(photos, tmp_path, tiny_model_cfg):
     assert [r["step"] for r in log if r["event"] == "val"][-1] == 6
 
 
+def test_resume_keeps_the_runs_end_unless_steps_is_given(photos, tmp_path, tiny_model_cfg):
+    """`restore train --resume` without --steps used to retarget any run to the default 20,000
+    steps; the run's own end stays now, and an end it has already reached is refused."""
+    from archive_restore.inpaint.checkpoint import CheckpointError
+
+    run = tmp_path / "run"
+    _trainer(photos, run, tiny_model_cfg, replace(SMALL, steps=4)).run(max_seconds=0)  # stopped at step 1 of 4
+    kept = Trainer(photos, run, tiny_model_cfg, replace(SMALL, steps=20000), device="cpu", resume=True, keep_steps=True)
+    assert kept.step == 1 and kept.cfg.steps == 4
+    kept.run()
+    with pytest.raises(CheckpointError, match="step 4 already"):
+        Trainer(photos, run, tiny_model_cfg, replace(SMALL, steps=4), device="cpu", resume=True, keep_steps=True)
+    with pytest.raises(CheckpointError, match="step 4 already"):
+        Trainer(photos, run, tiny_model_cfg, replace(SMALL, steps=3), device="cpu", resume=True)
+    assert Trainer(photos, run, tiny_model_cfg, replace(SMALL, steps=5), device="cpu", resume=True).cfg.steps == 5
+    # the CLI: --resume alone keeps the end (and says so), --steps moves it
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", str(photos), "--out", str(run), "--resume", "--device", "cpu"])
+    assert res.exit_code == 1 and "step 4 already" in res.output, res.output
+    res = runner.invoke(app, ["train", str(photos), "--out", str(run), "--resume", "--steps", "5", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert load_checkpoint(run / "last.pth")["step"] == 5
+
+
 def test_existing_run_needs_resume(photos, tmp_path, tiny_model_cfg):
     from archive_restore.inpaint.checkpoint import CheckpointError
 

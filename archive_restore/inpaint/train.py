@@ -98,8 +98,12 @@ class Trainer:
         resume: bool = False,
         val_dir: Path | None = None,
         init_from: Path | None = None,
+        keep_steps: bool = False,
     ):
-        """``init_from``: a full training checkpoint (another run's ``last.pth``) whose generator
+        """``resume``: continue the run in ``run_dir``; its own settings win over ``cfg`` except
+        ``cfg.steps``, the new end, unless ``keep_steps`` (the run's own end: ``--resume``
+        without ``--steps``). A new end at or before the checkpoint's step is refused.
+        ``init_from``: a full training checkpoint (another run's ``last.pth``) whose generator
         and discriminator weights start this new run (fine-tuning, e.g. at a lower learning
         rate); optimiser states, step and RNG start fresh. Not combinable with ``resume``."""
         self.run_dir = Path(run_dir)
@@ -117,7 +121,10 @@ class Trainer:
                 model_cfg = saved_model  # the run's own architecture wins; flags can't change it mid-run
             saved = saved_train_config(state["train_config"])
             # The step budget may grow on resume; everything else must stay as the run began.
-            cfg = replace(saved, steps=cfg.steps)
+            cfg = replace(saved, steps=saved.steps if keep_steps else cfg.steps)
+            if cfg.steps <= int(state["step"]):
+                raise CheckpointError(f"--resume: {last} is at step {state['step']} already; "
+                                      f"pass --steps above it to train on (the run's end was {saved.steps})")
         elif last.is_file():
             raise CheckpointError(f"{self.run_dir} already holds a run; pass --resume or choose another --out")
         self.model_cfg, self.cfg = model_cfg, cfg
