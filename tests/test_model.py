@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -69,3 +71,26 @@ def test_factory_rejects_unknown_names():
         build_discriminator("stylegan")
     with pytest.raises(ValueError):
         default_config("nope")
+
+
+@pytest.mark.parametrize("method", ["ns", "telea"])
+def test_prefill_reads_only_the_known_pixels(method):
+    """cv2.inpaint's Navier-Stokes solver reads a few hole pixels: a training crop's fill (made
+    from the clean photo) differed from a scan's (made from the damage). The fill must depend on
+    the known pixels only, and leave them as they are."""
+    from archive_restore.prefill import prefill
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:96, 0:128]
+    img = np.stack([xx * 2, yy * 2, (xx + yy)], -1).astype(np.float64) + rng.normal(0, 6, (96, 128, 3))
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    mask = np.zeros((96, 128), np.uint8)
+    cv2.circle(mask, (60, 50), 14, 1, -1)
+    cv2.line(mask, (0, 5), (127, 90), 1, 2)
+    mask = mask.astype(bool)
+    white, noisy = img.copy(), img.copy()
+    white[mask] = 255
+    noisy[mask] = rng.integers(0, 256, (int(mask.sum()), 3))
+    a, b, c = (prefill(x, mask, method, 3) for x in (img, white, noisy))
+    assert np.array_equal(a, b) and np.array_equal(a, c)
+    assert np.array_equal(a[~mask], img[~mask]) and not np.array_equal(a[mask], img[mask])
