@@ -127,10 +127,11 @@ def _to_alpha(canvas: np.ndarray, blur: float = 0.0) -> np.ndarray:
 # --------------------------------------------------------------------------- kinds
 
 
-def _scratches(shape: tuple[int, int], rng: np.random.Generator, severity: float) -> list[tuple[np.ndarray, str]]:
-    """Long thin scratches, 1-4 px, bright or dark, faint to strong, slightly curved.
+def _scratches(shape: tuple[int, int], rng: np.random.Generator, severity: float) -> list[tuple[np.ndarray, np.ndarray | str]]:
+    """Long thin scratches, 1-4 px, bright or dark, faint to strong, slightly curved; on
+    ``HAIRLINE_FIELD_SHARE`` of draws also a field of fine hairlines (``_hairline_field``).
 
-    Returns [(alpha (H,W) float32, 'bright'|'dark')].
+    Returns [(alpha (H,W) float32, 'bright'|'dark' or a (3,) float32 colour)].
     """
     h, w = shape
     diag = float(np.hypot(h, w))
@@ -178,7 +179,43 @@ def _scratches(shape: tuple[int, int], rng: np.random.Generator, severity: float
                 _draw_stroke(canvas, pts, inten, 1)
         if drawn:
             out.append((_to_alpha(canvas, blur=float(rng.uniform(0.0, 0.6))), tone))
-    return out
+    field = _hairline_field(shape, rng.spawn(1)[0], severity)
+    return out + field
+
+
+HAIRLINE_FIELD_SHARE = 0.35  # of scratch draws (at severity >= 1) that also carry a hairline field
+
+
+def _hairline_field(shape: tuple[int, int], rng: np.random.Generator, severity: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A field of fine straight hairlines, or nothing: [(alpha (H,W) float32, colour (3,) float32)].
+
+    What most real scratched prints show (``old_photos/scratched``: bd_b, bd_c, bd_d, bd_f,
+    bd_g, bd_h): tens of 1-px, near-white, straight lines a tenth to half of the photo long,
+    crossing each other and the scene at any angle, some sharing a direction (prints rubbed in
+    a pile), faint to clear, fading in and out along their length. The strokes above are few
+    and often near-vertical; the learned detectors trained on them found few of these
+    (docs/quality.md, sessions 17 and 28). Drawn from its own generator (``rng.spawn``), with
+    its colour fixed here, so a scratch draw without a field paints the very same pixels as
+    before this field existed (``restore evaluate``'s cases stay comparable).
+    """
+    if rng.random() >= HAIRLINE_FIELD_SHARE * min(1.0, severity):
+        return []
+    h, w = shape
+    diag = float(np.hypot(h, w))
+    n = max(5, int(rng.integers(5, 21) * max(0.6, np.sqrt(_scale(shape)))))
+    main = rng.uniform(0, np.pi)
+    canvas = np.zeros(shape, np.uint8)
+    for _ in range(n):
+        a = main + rng.normal(0, 0.2) if rng.random() < 0.4 else rng.uniform(0, np.pi)
+        length = diag * rng.uniform(0.08, 0.6)
+        c = np.array([rng.uniform(0, w), rng.uniform(0, h)])
+        d = np.array([np.cos(a), np.sin(a)])
+        pts = _curve(rng, c - d * length * rng.uniform(0.2, 0.8), a, length, rng.normal(0, 0.008))
+        inten = rng.uniform(0.2, 0.75) * np.clip(0.2 + 0.9 * _smooth_profile(rng, len(pts), int(rng.integers(3, 8))), 0, 1)
+        if rng.random() < 0.5:  # broken into dashes
+            inten = inten * (_smooth_profile(rng, len(pts), 12) > 0.3)
+        _draw_stroke(canvas, pts, inten, 1)
+    return [(_to_alpha(canvas, blur=float(rng.uniform(0.2, 0.6))), _bright_colour(rng))]
 
 
 def _cracks(shape: tuple[int, int], rng: np.random.Generator, severity: float) -> list[tuple[np.ndarray, str]]:

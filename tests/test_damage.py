@@ -78,3 +78,38 @@ def test_caption_fonts_are_distinct_stroke_faces():
     assert iou(simplex, complex_) < 0.5  # serifs
     assert iou(complex_, draw(cv2.FONT_HERSHEY_COMPLEX | cv2.FONT_ITALIC)) < 0.5
     assert len(_FONTS) == 8
+
+
+def test_hairline_fields_are_drawn_on_their_own_stream(monkeypatch):
+    """About HAIRLINE_FIELD_SHARE of scratch draws carry a field of fine straight hairlines
+    (what most real scratched prints show); the field draws from a spawned generator, so the
+    rest of the draw (and every later draw from the same generator) is what it was without it."""
+    from archive_restore import damage
+
+    img = _photo(128, 160)
+    with_field = []
+    for seed in range(60):
+        rng_a, rng_b = np.random.default_rng([seed, 0, 1]), np.random.default_rng([seed, 0, 1])
+        a = synthesize(img, rng_a, kinds=["scratches"])
+        with monkeypatch.context() as m:
+            m.setattr(damage, "_hairline_field", lambda shape, rng, severity: [])
+            b = synthesize(img, rng_b, kinds=["scratches"])
+        assert rng_a.random() == rng_b.random()  # the caller's stream moved alike
+        extra = a.mask & ~b.mask
+        if not extra.any():
+            assert np.array_equal(a.damaged, b.damaged)
+            continue
+        with_field.append(seed)
+        # near-white thin lines: what it adds is brighter on the whole, and mostly gone after
+        # an opening with a 5x5 square (a 1-px line blurred by < 0.6 px is about 3 px wide)
+        assert (a.damaged[extra].astype(int) - b.damaged[extra].astype(int)).mean() > 3
+        assert cv2_thin_share(extra) > 0.5
+    assert 0.15 <= len(with_field) / 60 <= 0.55, len(with_field)
+
+
+def cv2_thin_share(m: np.ndarray) -> float:
+    """Share of ``m``'s pixels that an opening with a 5x5 square removes (thin structure)."""
+    import cv2
+
+    opened = cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8)).astype(bool)
+    return float((m & ~opened).sum() / max(m.sum(), 1))
