@@ -17,10 +17,10 @@ def prefill(image: np.ndarray, mask: np.ndarray, method: str = "telea", radius: 
 
     image: (H, W, 3) uint8 RGB. mask: (H, W) bool, True = hole.
     Returns (H, W, 3) uint8; pixels outside the mask are unchanged, and the fill depends on
-    them only: the hole's own values are zeroed before ``cv2.inpaint``, whose Navier-Stokes
-    solver otherwise reads a few of them (up to 2 grey levels on about 0.4 % of a hole's
-    pixels), so that a training crop's fill (made from the clean photo) and a scan's (made from
-    the damage) differ, and so did two calls cutting a hole into different rounds.
+    them only: the hole's own values are zeroed before ``cv2.inpaint``, whose solvers (TELEA and
+    Navier-Stokes alike) otherwise read a few of them (NS: up to 2 grey levels on about 0.4 % of
+    a hole's pixels, on one cbsd68 photo), so a training crop's fill (made from the clean photo)
+    differed slightly from a scan's (made from the damage).
     ``method="none"`` fills the hole with the mean colour of the known pixels.
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
