@@ -86,7 +86,7 @@ def test_a_few_steps_reduce_the_loss(photos, tmp_path, tiny_model_cfg):
     loader = torch.utils.data.DataLoader(t.data, batch_size=8, sampler=IndexRange(0))
     image, mask, target, _ = next(iter(loader))
     first = t.train_step(image, mask, target)["hole_l1"]
-    for _ in range(40):
+    for _ in range(80):  # 40 sufficed before session 28's hairline fields made the batch's holes finer
         last = t.train_step(image, mask, target)["hole_l1"]
     assert last < 0.8 * first, (first, last)
 
