@@ -75,9 +75,9 @@ def test_factory_rejects_unknown_names():
 
 @pytest.mark.parametrize("method", ["ns", "telea"])
 def test_prefill_reads_only_the_known_pixels(method):
-    """cv2.inpaint's Navier-Stokes solver reads a few hole pixels: a training crop's fill (made
-    from the clean photo) differed from a scan's (made from the damage). The fill must depend on
-    the known pixels only, and leave them as they are."""
+    """cv2.inpaint's solvers (Navier-Stokes and TELEA alike) read a few hole pixels: a training
+    crop's fill (made from the clean photo) differed from a scan's (made from the damage). The
+    fill must depend on the known pixels only, and leave them as they are."""
     from archive_restore.prefill import prefill
 
     rng = np.random.default_rng(3)
