@@ -452,6 +452,34 @@ def test_training_checkpoints_load_safely_and_resume(tmp_path, monkeypatch):
     assert third["step"] == again["step"] + 3 and third["ignore"] == 8
 
 
+def test_weight_average_follows_the_run_and_resumes(tmp_path, monkeypatch):
+    """``train(average=a)``: RUN/average.pt is a loadable checkpoint whose weights are the
+    moving average of the run's weights, started from its init: one step at a = 0.5 lands
+    halfway between the init and the trained weights; a resumed run continues that average, not
+    a fresh one; an average outside [0, 1) is refused."""
+    from archive_restore.masks import net as netmod
+
+    _training_photos(tmp_path, monkeypatch, seed=9)
+    torch.manual_seed(2)
+    init = netmod.Detector()
+    torch.save({"net": init.state_dict(), "step": 5}, tmp_path / "init.pt")
+    run = tmp_path / "run"
+    netmod.train(run, minutes=60, size=64, batch=2, root=tmp_path / "photos", arch="unet", lr=1e-2,
+                 init_from=tmp_path / "init.pt", steps=1, average=0.5)
+    w, avg = torch.load(run / "last.pt", weights_only=True), torch.load(run / "average.pt", weights_only=True)
+    assert avg["step"] == w["step"] == 6 and avg["arch"] == "unet" and "opt" not in avg
+    k = "out.weight"
+    assert not torch.equal(w["net"][k], init.state_dict()[k])  # the step moved the weights
+    assert torch.allclose(avg["net"][k], (w["net"][k] + init.state_dict()[k]) / 2, atol=1e-6)
+    assert isinstance(netmod.load(run / "average.pt"), netmod.Detector)
+    netmod.train(run, minutes=60, size=64, batch=2, root=tmp_path / "photos", lr=1e-2, steps=1, average=0.5)
+    w2, avg2 = torch.load(run / "last.pt", weights_only=True), torch.load(run / "average.pt", weights_only=True)
+    assert avg2["step"] == 7
+    assert torch.allclose(avg2["net"][k], (avg["net"][k] + w2["net"][k]) / 2, atol=1e-6)  # resumed average
+    with pytest.raises(ValueError, match="average"):
+        netmod.train(tmp_path / "bad", minutes=60, size=64, batch=2, root=tmp_path / "photos", steps=1, average=1.0)
+
+
 def test_context_net_starts_as_the_unet_it_is_initialised_from(tmp_path, monkeypatch):
     """``train --init-from`` a U-Net checkpoint: the unet_ctx run starts from its weights and
     step (its context branch projects to zero, so before any step it computes the U-Net);

@@ -41,6 +41,7 @@ Usage: python -m archive_restore.masks.net train RUN [--minutes 120] [--size 128
                                                    [--arch unet|s2d|unet_ctx] [--cosine] [--init-from CKPT] [--clumped-grain 0.25]
                                                    [--blown 0.15] [--blown-bright 0.2] [--focal 2] [--ignore 8]
                                                    [--steps N] [--threads 2] [--speckle 0.3] [--scuffs 0.3] [--turned 0.5]
+                                                   [--average 0.998]   (also RUN/average.pt: the weights' moving average)
                                                    (unet_ctx: detector_v4 and the shipped detector_v7; unet: detector_v2)
        python -m archive_restore.masks.net distill RUN TEACHER.pt [--minutes 60] [--lr 5e-4] [--trunk-lr 1e-4] [--size 192]
                                                    [--batch 12] [--init-from STUDENT.pt]   (unet_ctx -> unet_ctx_split)
@@ -575,7 +576,7 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
           arch: str = "unet", cosine: bool = False, init_from: Path | None = None, clumped: float = 0.0,
           blown: float = 0.0, focal: float = 0.0, bright: float = 0.0, ignore: float = 0.0, steps: int = 0,
           threads: int = 2, speckled: float = 0.0, scuffed: float = 0.0, device: str = "cpu", workers: int = 1,
-          turned: float = 0.0) -> None:
+          turned: float = 0.0, average: float = 0.0) -> None:
     """Train (or resume) RUN/last.pt for ``minutes`` of wall time, or for ``steps`` steps from
     where it starts when ``steps`` > 0 (then the cosine runs over the steps, so two runs sharing
     the CPU get the same schedule); checkpoints every 250 steps.
@@ -593,7 +594,14 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
     shipped detector up to v8). ``speckled``, ``scuffed``: the shares of crops given ``speckle`` and ``scuffs`` (0 =
     every shipped detector up to v8). ``threads``: torch's intra-op threads. ``device``: "cpu" or
     "cuda" (a GPU lease: bfloat16 autocast, checkpoints load on either); ``workers``: processes
-    drawing the damaged crops (one is enough for the CPU; a GPU needs about one per core)."""
+    drawing the damaged crops (one is enough for the CPU; a GPU needs about one per core).
+    ``average`` > 0 (e.g. 0.998): also keep an exponential moving average of the weights,
+    ``avg = average * avg + (1 - average) * w`` after each step (started from this run's first
+    weights, so a fine-tune's average begins at its init), written with each checkpoint to
+    RUN/average.pt, a checkpoint ``export`` reads like any other (no optimizer). A resumed run
+    resumes the average from it; 0 = none (every shipped detector up to v8)."""
+    if not 0.0 <= average < 1.0:
+        raise ValueError(f"average must be in [0, 1), not {average}")
     torch.set_num_threads(threads)
     dev = _device(device)
     run.mkdir(parents=True, exist_ok=True)
@@ -633,6 +641,11 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
     looks = {k: v for k, v in recipe.items() if k != "focal"}
     loader = torch.utils.data.DataLoader(Crops(files, size, step, **looks), batch_size=batch, num_workers=max(1, workers),
                                          pin_memory=dev.type == "cuda")
+    avg = None
+    if average:
+        saved = run / "average.pt"
+        start_from = torch.load(saved, weights_only=True, map_location="cpu")["net"] if state and saved.exists() else net.state_dict()
+        avg = {k: v.detach().to(dev, torch.float32).clone() for k, v in start_from.items()}
     t0 = last = time.monotonic()
     start = step
     ema = None
@@ -649,8 +662,19 @@ def train(run: Path, minutes: float, size: int = 128, batch: int = 16, root: Pat
         loss.backward()
         opt.step()
         step += 1
+        if avg is not None:
+            with torch.no_grad():
+                for k, v in net.state_dict().items():
+                    if v.is_floating_point():
+                        avg[k].lerp_(v.float(), 1.0 - average)
+                    else:
+                        avg[k].copy_(v)
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         done = step - start >= steps if steps else time.monotonic() - t0 > minutes * 60
+        if avg is not None and (step % 250 == 0 or done):
+            torch.save({"net": {k: v.cpu() for k, v in avg.items()}, "step": step, "arch": arch, "average": average, **recipe},
+                       run / "average.tmp")
+            (run / "average.tmp").replace(run / "average.pt")
         last = _tick(run, {"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "arch": arch, **recipe},
                      step, ema, opt, t0, last, done)
         if done:
@@ -866,7 +890,7 @@ def main(argv: list[str]) -> None:
     if not argv or "-h" in argv or "--help" in argv or (len(argv) > 1 and argv[1].startswith("-")):
         raise SystemExit(__doc__)  # usage, never a run into a folder named like an option
     opt = {k: argv[argv.index(k) + 1] for k in ("--minutes", "--size", "--batch", "--data", "--lr", "--arch", "--init-from", "--clumped-grain", "--blown", "--focal",
-                                                 "--blown-bright", "--ignore", "--steps", "--threads", "--trunk-lr", "--speckle", "--scuffs", "--views", "--device", "--workers", "--turned") if k in argv}
+                                                 "--blown-bright", "--ignore", "--steps", "--threads", "--trunk-lr", "--speckle", "--scuffs", "--views", "--device", "--workers", "--turned", "--average") if k in argv}
     if argv and argv[0] == "train":
         train(Path(argv[1]), float(opt.get("--minutes", 120)), int(opt.get("--size", 128)), int(opt.get("--batch", 16)),
               Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 1e-3)), opt.get("--arch", "unet"), "--cosine" in argv,
@@ -874,7 +898,7 @@ def main(argv: list[str]) -> None:
               float(opt.get("--blown", 0.0)), float(opt.get("--focal", 0.0)), float(opt.get("--blown-bright", 0.0)),
               float(opt.get("--ignore", 0.0)), int(opt.get("--steps", 0)), int(opt.get("--threads", 2)),
               float(opt.get("--speckle", 0.0)), float(opt.get("--scuffs", 0.0)), opt.get("--device", "cpu"), int(opt.get("--workers", 1)),
-              float(opt.get("--turned", 0.0)))
+              float(opt.get("--turned", 0.0)), float(opt.get("--average", 0.0)))
     elif argv and argv[0] == "distill":
         distill(Path(argv[1]), Path(argv[2]), float(opt.get("--minutes", 60)), int(opt.get("--size", 192)), int(opt.get("--batch", 12)),
                 Path(opt.get("--data", TRAIN_ROOT)), float(opt.get("--lr", 5e-4)), float(opt.get("--trunk-lr", 1e-4)),
