@@ -21,13 +21,20 @@ Policies (documented contract):
 - EXIF orientation: the pixels are transposed upright on read; the written file holds the
   upright pixels and its EXIF says orientation 1, so every viewer shows the same picture.
   Files are opened through file objects (``open_image``); Pillow turns TIFFs upright itself.
-- Metadata carried: EXIF with its EXIF and GPS sub-IFDs, ICC, DPI; JPEG COM, XMP and APP13
+- Metadata carried: EXIF with its EXIF and GPS sub-IFDs, ICC, DPI (only a resolution the file
+  states: Pillow's stand-ins, 1 dpi for a TIFF without resolution tags and 72 for a JPEG with
+  EXIF but none, are not written); PNG gAMA/cHRM/sRGB and the tRNS colour key (a fill that
+  lands exactly on the key is moved one level off it, ``keep_off_transparent_key``); JPEG COM, XMP and APP13
   (IPTC). Thumbnails are never copied: EXIF's is made again from the restored pixels and
   Photoshop's are left out, so no file browser shows the damaged scan. PNG tEXt/zTXt/iTXt
   chunks (copied raw); WebP XMP; TIFF descriptive tags (XMP and IPTC among them). Compressed TIFFs keep their compression and their sub-IFDs
   (``_tiff_add_sub_ifds``: libtiff cannot write sub-IFDs).
 - JPEG: re-encoded with the source's own quantization tables and chroma subsampling (and
-  progressive flag); a JPEG without readable tables is written at ``jpeg_quality`` (>= 95).
+  progressive flag); a subsampling Pillow cannot write (4:4:0, 4:1:1) becomes 4:4:4, never a
+  coarser one; a JPEG without readable tables is written at ``jpeg_quality`` (>= 95).
+- Truncated data: a PNG whose compressed pixels end before its last row fails (Pillow decodes
+  it without a word, the rest black). A JPEG cut short and closed with an end marker is NOT
+  caught: libjpeg fills the rest with one flat colour and Pillow does not pass its warning on.
 - WebP is always written lossless (pixels outside the mask stay exactly as decoded).
 - 16-bit colour: PNG is encoded by OpenCV with its ICC/EXIF chunks (pHYs added for DPI);
   TIFF is written by a small baseline writer here (one uncompressed strip, ICC, DPI,
@@ -94,6 +101,11 @@ class Scan:
     comment: a JPEG's COM text.
     app13: a JPEG's APP13 segments (Photoshop/IPTC: captions, credits, keywords), payloads as stored.
     png_text: a PNG's tEXt/zTXt/iTXt chunks (XMP included) as (type, data), copied without decoding.
+    png_colour: a PNG's gAMA, cHRM and sRGB chunks as (type, data), copied as they are (how a
+    colour-managed viewer reads the pixels, like an ICC profile).
+    transparency: a PNG's tRNS colour key as Pillow reads it (int for grey, (r, g, b) for
+    RGB; pixels of exactly that value show transparent), or None; 16-bit colour PNGs keep the
+    raw chunk in ``png_colour`` instead.
     """
 
     pixels: np.ndarray
@@ -112,6 +124,8 @@ class Scan:
     comment: Optional[bytes] = None
     app13: tuple[bytes, ...] = ()
     png_text: tuple[tuple[bytes, bytes], ...] = ()
+    png_colour: tuple[tuple[bytes, bytes], ...] = ()
+    transparency: Any = None
 
     @property
     def orientation_applied(self) -> bool:
@@ -316,7 +330,7 @@ def _decode(im: Image.Image, path: Path, max_pixels: int, jpeg_quality: int) -> 
         # EXIF from ImageMagick's "Raw profile type exif" text chunk (Pillow reads it): kept as
         # EXIF, so the output's eXIf chunk can say orientation 1 when the pixels were turned
         exif = exif_obj.tobytes()
-    dpi = info.get("dpi")
+    dpi = info.get("dpi") if _has_own_resolution(im, fmt) else None
     if dpi is not None:
         try:
             dpi = (float(dpi[0]), float(dpi[1]))
@@ -343,7 +357,12 @@ def _decode(im: Image.Image, path: Path, max_pixels: int, jpeg_quality: int) -> 
         xmp = info.get("xmp")
         scan_kwargs["xmp"] = (xmp.encode("utf-8") if isinstance(xmp, str) else xmp) or None
     if fmt == "PNG":
-        scan_kwargs["png_text"] = _png_text_chunks(path)
+        text, colour, complete = _png_chunks(path)
+        if not complete:
+            raise ImageError("corrupt or truncated image data: the PNG's compressed pixel data ends before its last row")
+        scan_kwargs["png_text"], scan_kwargs["png_colour"] = text, colour
+        if "transparency" in info and not is16 and (mode in ("L", "RGB") or mode.startswith("I;16")):
+            scan_kwargs["transparency"] = info.get("transparency")
     if fmt == "TIFF":
         scan_kwargs["tiff_compression"] = info.get("compression")
     # Both Pillow's and OpenCV's TIFF decoders apply the orientation tag themselves
@@ -383,14 +402,39 @@ _PNG_TEXT = (b"tEXt", b"zTXt", b"iTXt")
 _PNG_TEXT_LIMIT = 16 << 20  # bytes of text chunks carried over at most (they are copied, never inflated)
 
 
-def _png_text_chunks(path: Path) -> tuple[tuple[bytes, bytes], ...]:
-    """A PNG file's tEXt/zTXt/iTXt chunks as (type, data), in file order, read from the chunk
-    headers (pixel data is skipped, compressed text is not inflated)."""
-    found: list[tuple[bytes, bytes]] = []
+_PNG_COLOUR = (b"gAMA", b"cHRM", b"sRGB")
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))  # x0, y0, dx, dy
+
+
+def _png_raw_size(ihdr: bytes) -> int:
+    """Bytes of filtered scanlines (a filter byte per row) a PNG with this IHDR decompresses to."""
+    w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", ihdr[:13])
+    bits = depth * _PNG_CHANNELS.get(ctype, 1)
+    passes = _ADAM7 if interlace == 1 else ((0, 0, 1, 1),)
     total = 0
+    for x0, y0, dx, dy in passes:
+        pw, ph = (w - x0 + dx - 1) // dx, (h - y0 + dy - 1) // dy
+        if pw > 0 and ph > 0:
+            total += ph * (1 + (pw * bits + 7) // 8)
+    return total
+
+
+def _png_chunks(path: Path) -> tuple[tuple[tuple[bytes, bytes], ...], tuple[tuple[bytes, bytes], ...], bool]:
+    """A PNG file's (tEXt/zTXt/iTXt chunks, gAMA/cHRM/sRGB/tRNS chunks, data complete), the
+    chunks as (type, data) in file order, read from the chunk headers (compressed text is not
+    inflated). "Data complete": the IDAT stream, inflated here a piece at a time and counted,
+    holds every row IHDR promises. Pillow decodes a PNG whose compressed data ends early (its
+    stream closed, IEND after it) without an error, the missing rows black; such a file is a
+    damaged one, not a scan to restore. tRNS is collected for the 16-bit colour writer."""
+    found: list[tuple[bytes, bytes]] = []
+    colour: list[tuple[bytes, bytes]] = []
+    total = 0
+    want = got = -1
+    inflater = zlib.decompressobj()
     with open(path, "rb") as f:
         if f.read(8) != b"\x89PNG\r\n\x1a\n":
-            return ()
+            return (), (), True
         while True:
             head = f.read(8)
             if len(head) < 8:
@@ -398,16 +442,61 @@ def _png_text_chunks(path: Path) -> tuple[tuple[bytes, bytes], ...]:
             n, kind = struct.unpack(">I4s", head)
             if kind == b"IEND":
                 break
-            if kind in _PNG_TEXT and total + n <= _PNG_TEXT_LIMIT:
+            if kind == b"IHDR":
+                ihdr = f.read(n)
+                want, got = _png_raw_size(ihdr), 0
+                f.seek(4, os.SEEK_CUR)
+            elif kind == b"IDAT" and want >= 0:
+                left = n
+                while left > 0:
+                    piece = f.read(min(left, 1 << 20))
+                    if not piece:
+                        break
+                    left -= len(piece)
+                    try:
+                        while piece and not inflater.eof:
+                            got += len(inflater.decompress(piece, 1 << 22))
+                            piece = inflater.unconsumed_tail
+                    except zlib.error:
+                        return tuple(found), tuple(colour), False
+                f.seek(4, os.SEEK_CUR)
+            elif (kind in _PNG_TEXT and total + n <= _PNG_TEXT_LIMIT) or kind in _PNG_COLOUR or kind == b"tRNS":
                 data = f.read(n)
                 if len(data) < n:
                     break
-                found.append((kind, data))
-                total += n
+                if kind in _PNG_TEXT:
+                    found.append((kind, data))
+                    total += n
+                else:
+                    colour.append((kind, data))
                 f.seek(4, os.SEEK_CUR)
             else:
                 f.seek(n + 4, os.SEEK_CUR)
-    return tuple(found)
+    if want >= 0 and not inflater.eof:
+        try:
+            while got < want:
+                more = inflater.decompress(inflater.unconsumed_tail, 1 << 22) if inflater.unconsumed_tail else b""
+                if not more:
+                    break
+                got += len(more)
+        except zlib.error:
+            return tuple(found), tuple(colour), False
+    return tuple(found), tuple(colour), want < 0 or got >= want
+
+
+def _has_own_resolution(im: Image.Image, fmt: str) -> bool:
+    """True when the file itself states a resolution. Pillow fills in ``info["dpi"]`` where a
+    file has none: (1, 1) for a TIFF without resolution tags, 72 for a JPEG with EXIF but no
+    resolution in it (its JFIF header may say "aspect ratio only"); writing those back would
+    tell a print-size reader something the scan never said."""
+    if fmt == "TIFF":
+        return 282 in getattr(im, "tag_v2", {})
+    if fmt == "JPEG":
+        if im.info.get("jfif_unit") in (1, 2):
+            return True
+        ex = im.getexif()
+        return 0x011A in ex or 0x011A in ex.get_ifd(0x8769)
+    return True
 
 
 def _decode_16bit_colour(path: Path, mode: str) -> np.ndarray:
@@ -419,6 +508,8 @@ def _decode_16bit_colour(path: Path, mode: str) -> np.ndarray:
     if arr is None or arr.dtype != np.uint16 or arr.ndim != 3:
         raise ImageError("corrupt or unsupported 16-bit colour image")
     want = 4 if mode == "RGBA" else 3
+    if want == 3 and arr.shape[2] == 4:  # an RGB file with a tRNS colour key: OpenCV makes it alpha
+        arr = np.ascontiguousarray(arr[..., :3])
     if arr.shape[2] != want:
         raise ImageError(f"16-bit colour image decoded with {arr.shape[2]} channels, expected {want}")
     code = cv2.COLOR_BGRA2RGBA if want == 4 else cv2.COLOR_BGR2RGB
@@ -812,6 +903,8 @@ def write_image(path: Path | str, pixels: np.ndarray, like: Scan, jpeg_quality: 
             params["qtables"] = like.qtables
             if like.subsampling is not None and like.subsampling >= 0:
                 params["subsampling"] = like.subsampling
+            else:  # 4:4:0, 4:1:1 and others Pillow cannot write: 4:4:4 keeps all the colour, 4:2:0 would not
+                params["subsampling"] = 0
         else:
             params["quality"] = max(95, int(jpeg_quality))
         if like.progressive:
@@ -845,11 +938,14 @@ def write_image(path: Path | str, pixels: np.ndarray, like: Scan, jpeg_quality: 
             params["xmp"] = _xmp_for_output(like)
     elif fmt == "PNG":
         params["compress_level"] = 6
-        if like.png_text:
+        if like.transparency is not None:
+            params["transparency"] = like.transparency
+        colour = [(k, d) for k, d in like.png_colour if k != b"tRNS"]  # Pillow writes tRNS from ``transparency``
+        if like.png_text or colour:
             from PIL.PngImagePlugin import PngInfo
 
             info = PngInfo()
-            for kind, data in _png_text_for_output(like):
+            for kind, data in colour + _png_text_for_output(like):  # Pillow puts gAMA/cHRM/sRGB before the pixels
                 info.add(kind, data)
             params["pnginfo"] = info
     try:
@@ -929,7 +1025,7 @@ def _write_16bit_colour(path: Path, pixels: np.ndarray, like: Scan, exif: Option
         if not ok:
             raise ImageError("cannot encode 16-bit colour PNG")
         data = buf.tobytes()
-        chunks = b"".join(_png_chunk(kind, text) for kind, text in _png_text_for_output(like))
+        chunks = b"".join(_png_chunk(kind, text) for kind, text in list(like.png_colour) + _png_text_for_output(like))
         if like.dpi:
             ppm = [max(1, int(round(d / 0.0254))) for d in like.dpi]
             chunks = _png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)) + chunks
@@ -1030,6 +1126,34 @@ def from_model_rgb(pixels: np.ndarray, filled: np.ndarray, mask: np.ndarray) -> 
     else:
         out[m] = q
     return out
+
+
+def transparent_key(like: Scan) -> Optional[np.ndarray]:
+    """The PNG colour key of ``like`` (tRNS: pixels of exactly this value show transparent) as a
+    (C,) array of the scan's dtype, or None when the file has none."""
+    if like.transparency is not None:
+        key = like.transparency
+        return np.array(key if isinstance(key, (tuple, list)) else [key], dtype=like.pixels.dtype)
+    raw = dict(like.png_colour).get(b"tRNS")
+    if raw is not None and like.mode == "RGB;16" and len(raw) == 6:
+        return np.array(struct.unpack(">3H", raw), dtype=np.uint16)
+    return None
+
+
+def keep_off_transparent_key(pixels: np.ndarray, mask: np.ndarray, like: Scan) -> int:
+    """Move filled pixels that came out exactly on ``like``'s PNG colour key one level off it
+    (the first channel, towards the middle), IN PLACE, so no fill shows as a transparent hole;
+    a grey scan keyed at white would otherwise lose every fill that reaches 255.
+    pixels: (H, W, C) uint8/uint16; mask: (H, W) bool, True = filled. Returns the count moved."""
+    key = transparent_key(like)
+    if key is None or key.shape[0] != pixels.shape[2]:
+        return 0
+    hit = np.asarray(mask, bool) & np.all(pixels == key, axis=2)
+    n = int(hit.sum())
+    if n:
+        step = -1 if int(key[0]) > max_value(pixels.dtype) / 2 else 1
+        pixels[hit, 0] = pixels[hit, 0].astype(np.int64) + step
+    return n
 
 
 TO_RGB8_ROWS = 256  # rows converted at a time: 16-bit scans are scaled band by band

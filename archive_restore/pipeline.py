@@ -1004,6 +1004,7 @@ def _restore_folder(
                         seed = int((rec.get("input_sha256") or "0")[:16], 16)
                         job.scan.pixels = add_grain(job.scan.pixels, job.mask, seed=seed,  # type: ignore[union-attr]
                                                     strength=runtime.grain)
+                    aio.keep_off_transparent_key(job.scan.pixels, job.mask, job.scan)  # type: ignore[union-attr,arg-type]
                     aio.write_image(dest, job.scan.pixels, job.scan, runtime.jpeg_quality)  # type: ignore[union-attr]
                     try:
                         if not job.keep_mask_file:

@@ -603,3 +603,129 @@ def test_to_rgb8_rounds_16_bit_exactly_band_by_band(monkeypatch):
         got = aio.to_rgb8(p)
         assert got.shape == (50, 9, 3) and np.array_equal(got, np.broadcast_to(want, got.shape))
         assert got[0, 0, 0] == 255 and got[0, 1, 0] == 0 and got[0, 2, 0] == 1
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _png_file(rgb: np.ndarray, rows: int | None = None, interlace: bool = False) -> bytes:
+    """A plain 8-bit RGB PNG of ``rgb`` whose compressed data holds only its first ``rows``
+    rows (all when None; then optionally Adam7-interlaced), closed and ended with IEND."""
+    import struct
+    import zlib
+
+    h, w, _ = rgb.shape
+    if interlace:
+        raw = b""
+        for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):
+            sub = rgb[y0::dy, x0::dx]
+            if sub.size:
+                raw += b"".join(b"\x00" + r.tobytes() for r in sub)
+    else:
+        raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(h if rows is None else rows))
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, int(interlace)))
+            + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b""))
+
+
+def test_png_whose_pixel_data_ends_early_fails(tmp_path):
+    """Pillow decodes a PNG whose closed compressed stream holds 100 of 400 rows without an
+    error (the rest black); read_scan refuses it. Whole files, interlaced ones too, still read
+    with their exact pixels."""
+    rgb = smooth_rgb(400, 90, seed=3)
+    (tmp_path / "short.png").write_bytes(_png_file(rgb, rows=100))
+    Image.open(tmp_path / "short.png").load()  # the premise: Pillow alone does not notice
+    with pytest.raises(aio.ImageError, match="ends before its last row"):
+        aio.read_scan(tmp_path / "short.png")
+    for name, interlace in (("whole.png", False), ("adam7.png", True)):
+        odd = rgb[:397, :83]  # passes of uneven sizes
+        (tmp_path / name).write_bytes(_png_file(np.ascontiguousarray(odd), interlace=interlace))
+        assert np.array_equal(aio.read_scan(tmp_path / name).pixels, odd)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGB;16"])
+def test_png_colour_key_and_colour_chunks_are_carried(tmp_path, mode):
+    """A PNG's tRNS colour key and its gAMA/cHRM/sRGB chunks come through a restore: the
+    transparent pixels outside the mask stay transparent, and a filled pixel that lands exactly
+    on the key is moved one level off it instead of showing as a hole."""
+    import struct
+
+    from PIL.PngImagePlugin import PngInfo
+
+    rgb = smooth_rgb(40, 60, seed=4)
+    rgb[:, 30:] = 255
+    if mode == "RGB;16":
+        px = rgb.astype(np.uint16) * 257
+        key = (65535, 65535, 65535)
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(px, cv2.COLOR_RGB2BGR))
+        data = buf.tobytes()
+        extra = (_png_chunk(b"gAMA", struct.pack(">I", 45455)) + _png_chunk(b"sRGB", b"\x00")
+                 + _png_chunk(b"tRNS", struct.pack(">3H", *key)))
+        (tmp_path / "in.png").write_bytes(data[:33] + extra + data[33:])
+    else:
+        info = PngInfo()
+        info.add(b"gAMA", struct.pack(">I", 45455))
+        info.add(b"sRGB", b"\x00")
+        arr, key = (rgb, (255, 255, 255)) if mode == "RGB" else (rgb[..., 0], 255)
+        Image.fromarray(arr).save(tmp_path / "in.png", transparency=key, pnginfo=info)
+    scan = aio.read_scan(tmp_path / "in.png")
+    top = aio.max_value(scan.pixels.dtype)
+    mask = np.zeros(scan.pixels.shape[:2], bool)
+    mask[5:15, 20:50] = True  # across the keyed white half
+    scan.pixels[mask] = top  # a fill that came out white, on the key
+    moved = aio.keep_off_transparent_key(scan.pixels, mask, scan)
+    assert moved == int((mask[:, 30:]).sum() + mask[:, :30].sum())
+    assert not np.all(scan.pixels[mask] == top, axis=1).any()
+    assert np.all(scan.pixels[~mask & (np.arange(60) >= 30)[None, :]] == top)  # left as they were
+    aio.write_image(tmp_path / "out.png", scan.pixels, scan)
+    out_kinds = []
+    blob = (tmp_path / "out.png").read_bytes()
+    i = 8
+    while i < len(blob):
+        n = int.from_bytes(blob[i:i + 4], "big")
+        out_kinds.append(blob[i + 4:i + 8])
+        i += 12 + n
+    assert {b"gAMA", b"sRGB", b"tRNS"} <= set(out_kinds)
+    assert out_kinds.index(b"tRNS") < out_kinds.index(b"IDAT") and out_kinds.index(b"gAMA") < out_kinds.index(b"IDAT")
+    if mode != "RGB;16":
+        im = Image.open(tmp_path / "out.png")
+        assert im.info["transparency"] == key
+        alpha = np.asarray(im.convert("RGBA"))[..., 3]
+        assert (alpha[~mask] == 0).sum() == (~mask & (np.arange(60) >= 30)[None, :]).sum()  # outside: as before
+        assert (alpha[mask] == 255).all()  # no fill is a hole
+
+
+def test_resolution_is_written_only_when_the_file_had_one(tmp_path):
+    """Pillow says (1, 1) dpi for a TIFF without resolution tags and 72 dpi for a JPEG with EXIF
+    but no resolution; neither is written back as if the scan had said it. Real ones are kept."""
+    rgb = smooth_rgb(32, 48)
+    ex = Image.Exif()
+    ex[0x010F] = "ScanCo"
+    Image.fromarray(rgb).save(tmp_path / "a.tif", compression="tiff_lzw")
+    Image.fromarray(rgb).save(tmp_path / "b.jpg", exif=ex.tobytes())
+    Image.fromarray(rgb).save(tmp_path / "c.tif", compression="tiff_lzw", dpi=(600, 600))
+    Image.fromarray(rgb).save(tmp_path / "d.jpg", dpi=(300, 300))
+    for name, dpi in (("a.tif", None), ("b.jpg", None), ("c.tif", (600.0, 600.0)), ("d.jpg", (300.0, 300.0))):
+        scan = aio.read_scan(tmp_path / name)
+        assert scan.dpi == dpi, name
+        aio.write_image(tmp_path / f"out_{name}", scan.pixels, scan)
+    assert 282 not in Image.open(tmp_path / "out_a.tif").tag_v2
+    assert Image.open(tmp_path / "out_b.jpg").info.get("jfif_unit") == 0  # aspect ratio only, as before
+    assert Image.open(tmp_path / "out_c.tif").info["dpi"] == pytest.approx((600, 600))
+    assert Image.open(tmp_path / "out_d.jpg").info["dpi"] == pytest.approx((300, 300))
+
+
+def test_jpeg_subsampling_pillow_cannot_write_becomes_444(tmp_path):
+    """A 4:4:0 JPEG (what a lossless turn of a 4:2:2 one makes): Pillow cannot write 4:4:0, so
+    the restored file is 4:4:4, never the coarser 4:2:0."""
+    rgb = smooth_rgb(64, 64)
+    ok = cv2.imwrite(str(tmp_path / "s440.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                     [cv2.IMWRITE_JPEG_QUALITY, 92, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_440])
+    assert ok
+    assert [layer[1:3] for layer in Image.open(tmp_path / "s440.jpg").layer][0] == (1, 2)
+    scan = aio.read_scan(tmp_path / "s440.jpg")
+    aio.write_image(tmp_path / "out.jpg", scan.pixels, scan)
+    assert [layer[1:3] for layer in Image.open(tmp_path / "out.jpg").layer] == [(1, 1)] * 3
