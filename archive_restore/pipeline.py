@@ -269,10 +269,14 @@ def list_inputs(input_dir: Path, exclude: Sequence[Path] = (),
     return aio.walk_scans(input_dir, exclude, ignored)
 
 
-def mark_mask_collisions(tasks: list[tuple[str, Path, Optional[str]]]) -> list[tuple[str, Path, Optional[str]]]:
+def mark_mask_collisions(tasks: list[tuple[str, Path, Optional[str]]],
+                         earlier: Optional[dict[str, dict[str, Any]]] = None) -> list[tuple[str, Path, Optional[str]]]:
     """``list_inputs``' tasks with an error on every input whose output path is where another
     input's mask goes (``INPUT/masks/a.jpg.png`` beside ``INPUT/a.jpg``: typically a mask folder
-    kept inside INPUT): writing both would let one overwrite the other."""
+    kept inside INPUT): writing both would let one overwrite the other. ``earlier``
+    (``History.last_ok``: input -> its last successful record): an input whose mask would go
+    where an earlier run wrote another input's restored file fails too, so that file is not
+    replaced (INPUT/a.jpg added after INPUT/masks/a.jpg.png was restored)."""
     # casefolded: on case-insensitive file systems Masks/a.jpg.png is masks/a.jpg.png
     mask_paths = {f"{MASKS_DIRNAME}/{aio.mask_name(rel)}".casefold() for rel, _, _ in tasks}
     why = (f"its output would be written where another input's mask goes (OUT/{MASKS_DIRNAME}/...); "
@@ -282,7 +286,16 @@ def mark_mask_collisions(tasks: list[tuple[str, Path, Optional[str]]]) -> list[t
         parts = rel.casefold().split("/")
         return any("/".join(parts[:i]) in mask_paths for i in range(2, len(parts) + 1))
 
-    return [(rel, path, err or (why if collides(rel) else None)) for rel, path, err in tasks]
+    written = {str(rec["output"]).casefold(): src for src, rec in (earlier or {}).items() if rec.get("output")}
+
+    def overwrites(rel: str) -> Optional[str]:
+        src = written.get(f"{MASKS_DIRNAME}/{aio.mask_name(rel)}".casefold())
+        if src is None or src == rel:
+            return None
+        return (f"its mask would replace OUT/{MASKS_DIRNAME}/{aio.mask_name(rel)}, which an earlier run restored from "
+                f"the input {src}; move mask folders out of the input folder, or pass them with --masks")
+
+    return [(rel, path, err or (why if collides(rel) else overwrites(rel))) for rel, path, err in tasks]
 
 
 def ignores_case(folder: Path) -> tuple[bool, bool]:
@@ -651,7 +664,7 @@ def _restore_folder(
     # also under --force: no edited mask is overwritten, no other folder's result replaced
     written, last_ok, legacy = history.written, history.last_ok, history.legacy
     ignored: collections.Counter = collections.Counter()
-    tasks = mark_mask_collisions(list_inputs(inp, exclude=[mdir] if mdir is not None else [], ignored=ignored))
+    tasks = mark_mask_collisions(list_inputs(inp, exclude=[mdir] if mdir is not None else [], ignored=ignored), last_ok)
     unreadable = [(rel, err or "") for rel, _, err in tasks if rel.endswith("/")]
     tasks = [t for t in tasks if not t[0].endswith("/")]
     tasks = mark_case_collisions(tasks, out)

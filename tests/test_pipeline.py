@@ -887,6 +887,25 @@ def test_an_input_where_a_mask_goes_fails_instead_of_overwriting_it(tmp_path, mo
     assert s.counts["failed"] == 1
 
 
+def test_an_input_added_later_does_not_overwrite_an_earlier_runs_output_with_its_mask(tmp_path, monkeypatch):
+    """INPUT/masks/b.jpg.png was restored to OUT/masks/b.jpg.png by a first run; INPUT/b.jpg,
+    added later, would write its mask there: it fails, and the first run's file stays."""
+    _flag_a_band(monkeypatch)
+    inp, out = tmp_path / "scans", tmp_path / "out"
+    (inp / "masks").mkdir(parents=True)
+    Image.fromarray(photo(30, 50, 3)).save(inp / "masks" / "b.jpg.png")
+    pipeline.restore_folder(inp, out, auto_mask=True, session=FakeSession(), handle_sigint=False)
+    assert last_records(out)["masks/b.jpg.png"]["status"] == "restored"
+    before = (out / "masks" / "b.jpg.png").read_bytes()
+    Image.fromarray(photo(40, 60)).save(inp / "b.jpg")
+    s = pipeline.restore_folder(inp, out, auto_mask=True, session=FakeSession(), handle_sigint=False)
+    recs = last_records(out)
+    assert "which an earlier run restored from the input masks/b.jpg.png" in recs["b.jpg"]["error"]
+    assert "where another input's mask goes" in recs["masks/b.jpg.png"]["error"]
+    assert (out / "masks" / "b.jpg.png").read_bytes() == before
+    assert s.counts["failed"] == 2
+
+
 def test_cli_output_folder_that_cannot_be_written_is_one_line_exit_2(tmp_path):
     from archive_restore.cli import app
 
