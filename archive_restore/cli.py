@@ -545,7 +545,8 @@ def masks_cmd(
                 kept += 1
             else:
                 done += 1
-                console.print(f"{shown(job.rel)}: {job.flagged * 100:.2f}% flagged {job.kind_pixels}", highlight=False, markup=False)
+                console.print(f"{shown(job.rel)}: {job.flagged * 100:.2f}% flagged {job.kind_pixels}", highlight=False, markup=False,
+                              soft_wrap=True)  # one line per mask in a log, however long
     finally:
         inflight.stop()
         if "prog" in state:

@@ -126,6 +126,18 @@ def test_cli_masks_on_a_terminal_shows_a_bar_and_plain_names(tmp_path, monkeypat
     assert "2 masks written" in res.output
 
 
+def test_cli_masks_log_has_one_line_per_mask(tmp_path):
+    """In a log (no terminal, 80 columns), a mask's line is not broken however long it is."""
+    src = tmp_path / "scans"
+    src.mkdir()
+    name = "box 12 - harbour, steamer and crowd on the quay, glass negative " + "x" * 20 + ".png"
+    Image.fromarray(_img(1)).save(src / name)
+    res = CliRunner().invoke(app, ["masks", str(src), "--out", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.output.splitlines() if ln.startswith("box 12"))
+    assert "flagged" in line and "'blotches'" in line and line.rstrip().endswith("}")
+
+
 def test_cli_masks_and_evaluate(tmp_path):
     src = tmp_path / "scans"
     (src / "a").mkdir(parents=True)
